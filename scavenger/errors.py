@@ -1,0 +1,79 @@
+"""Domain errors, and the one place where AWS error codes become domain outcomes."""
+
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
+
+
+class ScavengerError(Exception):
+    """A problem the user can fix (bad config, unknown run, refused command).
+
+    The CLI prints it as one line and exits non-zero, never with a traceback.
+    """
+
+
+class ConfigError(ScavengerError):
+    """Invalid configuration: the message names the field and the reason."""
+
+
+class InvalidMessage(ValueError):
+    """A queue message body that is not a valid segment message (a poison message)."""
+
+
+class RetryableError(Exception):
+    """Throttling, a 5xx or a dropped connection: worth another try after a pause."""
+
+
+class ConditionFailed(Exception):
+    """A conditional write found the item changed or gone: not an error, a skip."""
+
+
+class FatalError(Exception):
+    """Retrying cannot help (access denied, missing table, invalid request)."""
+
+
+class OutOfTime(Exception):
+    """The invocation's time budget ran out before an operation could succeed."""
+
+
+# Codes that mean "slow down and try again". Kept in one tuple, as botocore does.
+THROTTLING_CODES = (
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "Throttling",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "LimitExceededException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "SlowDown",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "KMS.ThrottlingException",
+)
+
+CONDITION_FAILED_CODES = ("ConditionalCheckFailedException",)
+
+
+def error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def classify(exc: Exception) -> Exception:
+    """Map a botocore exception to a domain exception (to be raised ``from exc``)."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        if code in CONDITION_FAILED_CODES:
+            return ConditionFailed(message)
+        if code in THROTTLING_CODES or status >= 500:
+            return RetryableError(f"{code or status}: {message}")
+        return FatalError(f"{code}: {message}")
+    if isinstance(exc, ConnectionError | ReadTimeoutError):
+        return RetryableError(str(exc))
+    if isinstance(exc, BotoCoreError):
+        return FatalError(str(exc))
+    return exc

@@ -1,0 +1,55 @@
+"""Where the queue, DLQ and ledger are: read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scavenger.errors import ConfigError
+
+DEFAULT_MAX_HOPS = 1000
+DEFAULT_PAGE_SIZE = 500
+
+
+@dataclass(frozen=True)
+class Settings:
+    queue_url: str
+    ledger_table: str
+    dlq_url: str | None = None
+    endpoint_url: str | None = None
+    region: str | None = None
+    max_hops: int = DEFAULT_MAX_HOPS
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``SCAVENGER_*`` variables; missing ones name themselves."""
+        env = os.environ if env is None else env
+        missing = [
+            name for name in ("SCAVENGER_QUEUE_URL", "SCAVENGER_LEDGER_TABLE") if not env.get(name)
+        ]
+        if missing:
+            raise ConfigError(f"{missing[0]}: environment variable is not set")
+        return cls(
+            queue_url=env["SCAVENGER_QUEUE_URL"],
+            ledger_table=env["SCAVENGER_LEDGER_TABLE"],
+            dlq_url=env.get("SCAVENGER_DLQ_URL") or None,
+            endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            max_hops=_positive_int(env, "SCAVENGER_MAX_HOPS", DEFAULT_MAX_HOPS),
+            page_size=_positive_int(env, "SCAVENGER_PAGE_SIZE", DEFAULT_PAGE_SIZE),
+        )
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not an integer") from None
+    if value < 1:
+        raise ConfigError(f"{name}: {value} must be at least 1")
+    return value
