@@ -24,8 +24,11 @@ DEFAULT_REGION = "us-east-1"
 
 
 def resolve_region(region: str | None = None) -> str:
-    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or (
-        DEFAULT_REGION
+    return (
+        region
+        or os.environ.get("AWS_REGION")
+        or os.environ.get("AWS_DEFAULT_REGION")
+        or (DEFAULT_REGION)
     )
 
 

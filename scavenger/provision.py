@@ -50,9 +50,9 @@ def create_queues(
         QueueName=f"{name}-dlq.fifo",
         Attributes={"FifoQueue": "true", "MessageRetentionPeriod": str(14 * 86400)},
     )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     queue_url = sqs.create_queue(
         QueueName=f"{name}.fifo",
         Attributes={

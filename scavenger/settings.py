@@ -10,6 +10,7 @@ from scavenger.errors import ConfigError
 
 DEFAULT_MAX_HOPS = 1000
 DEFAULT_PAGE_SIZE = 500
+DEFAULT_SAFETY_MARGIN_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Settings:
     region: str | None = None
     max_hops: int = DEFAULT_MAX_HOPS
     page_size: int = DEFAULT_PAGE_SIZE
+    # Time kept in reserve for the last checkpoint and the continuation message.
+    safety_margin_seconds: float = DEFAULT_SAFETY_MARGIN_SECONDS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -39,6 +42,9 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             max_hops=_positive_int(env, "SCAVENGER_MAX_HOPS", DEFAULT_MAX_HOPS),
             page_size=_positive_int(env, "SCAVENGER_PAGE_SIZE", DEFAULT_PAGE_SIZE),
+            safety_margin_seconds=_positive_float(
+                env, "SCAVENGER_SAFETY_MARGIN_SECONDS", DEFAULT_SAFETY_MARGIN_SECONDS
+            ),
         )
 
 
@@ -52,4 +58,17 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name}: {raw!r} is not an integer") from None
     if value < 1:
         raise ConfigError(f"{name}: {value} must be at least 1")
+    return value
+
+
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+    if not value > 0:
+        raise ConfigError(f"{name}: {value} must be greater than zero")
     return value

@@ -1,0 +1,128 @@
+"""When an item is expired, and the expressions that keep deletes safe.
+
+The cutoff is fixed once per run by the planner. An item is expired when its
+age attribute parses to an instant strictly before the cutoff (and the sweep's
+``where`` holds, which DynamoDB checks). Anything missing, of the wrong type or
+unparseable is never deleted.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from scavenger.config import Sweep
+
+AGE_NAME = "#sc_age"
+AGE_VALUE = ":sc_age"
+
+
+class Age(enum.Enum):
+    EXPIRED = "expired"
+    FRESH = "fresh"
+    UNPARSEABLE = "unparseable"
+
+
+def format_instant(instant: datetime) -> str:
+    """UTC, whole seconds, ``Z`` suffix: the form cutoffs travel in."""
+    return instant.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO-8601 timestamp; one without an offset is taken as UTC."""
+    instant = datetime.fromisoformat(text)
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    return instant
+
+
+@dataclass(frozen=True)
+class AgeRule:
+    """Classifies a scanned item (low-level DynamoDB JSON) against one run's cutoff."""
+
+    attribute: str
+    age_format: str
+    cutoff: datetime
+
+    def __post_init__(self) -> None:
+        if self.cutoff.tzinfo is None:
+            raise ValueError("cutoff must be timezone-aware")
+        seconds = Decimal(int(self.cutoff.timestamp()))
+        seconds += Decimal(self.cutoff.microsecond) / Decimal(1_000_000)
+        object.__setattr__(self, "_cutoff_seconds", seconds)
+        object.__setattr__(self, "_cutoff_millis", seconds * 1000)
+
+    def classify(self, item: dict[str, Any]) -> Age:
+        value = item.get(self.attribute)
+        if self.age_format == "iso8601":
+            return self._classify_iso(value)
+        limit = self._cutoff_seconds if self.age_format == "epoch_seconds" else self._cutoff_millis  # type: ignore[attr-defined]
+        return self._classify_number(value, limit)
+
+    def _classify_iso(self, value: Any) -> Age:
+        if not isinstance(value, dict) or not isinstance(value.get("S"), str):
+            return Age.UNPARSEABLE
+        try:
+            instant = parse_instant(value["S"])
+        except ValueError:
+            return Age.UNPARSEABLE
+        return Age.EXPIRED if instant < self.cutoff else Age.FRESH
+
+    @staticmethod
+    def _classify_number(value: Any, limit: Decimal) -> Age:
+        if not isinstance(value, dict) or not isinstance(value.get("N"), str):
+            return Age.UNPARSEABLE
+        try:
+            number = Decimal(value["N"])
+        except InvalidOperation:
+            return Age.UNPARSEABLE
+        if not number.is_finite():
+            return Age.UNPARSEABLE
+        return Age.EXPIRED if number < limit else Age.FRESH
+
+
+def to_attribute_value(value: str | int | float | bool) -> dict[str, Any]:
+    """A config value as low-level DynamoDB JSON: bool -> BOOL, int/float -> N, str -> S."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int | float):
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    return {"S": value}
+
+
+@dataclass(frozen=True)
+class Expressions:
+    """The scan filter/projection and the delete condition for one sweep."""
+
+    projection: str
+    projection_names: dict[str, str]
+    filter: str | None
+    filter_names: dict[str, str]
+    filter_values: dict[str, Any]
+    delete_condition: str
+    delete_names: dict[str, str]
+    user_values: dict[str, Any]
+
+    @classmethod
+    def build(cls, sweep: Sweep, key_attributes: tuple[str, ...]) -> Expressions:
+        key_names = {f"#sc_k{index}": name for index, name in enumerate(key_attributes)}
+        projection_names = {**key_names, AGE_NAME: sweep.age_attribute}
+        user_values = {key: to_attribute_value(value) for key, value in sweep.values.items()}
+        # The delete runs only if the age attribute still holds the value we saw
+        # (so the item is still expired: the cutoff is fixed) and `where` still holds.
+        condition = f"{AGE_NAME} = {AGE_VALUE}"
+        if sweep.where:
+            condition = f"{condition} AND ({sweep.where})"
+        return cls(
+            projection=", ".join(projection_names),
+            projection_names=projection_names,
+            filter=sweep.where,
+            filter_names=dict(sweep.names),
+            filter_values=user_values,
+            delete_condition=condition,
+            delete_names={AGE_NAME: sweep.age_attribute, **sweep.names},
+            user_values=user_values,
+        )

@@ -1,0 +1,453 @@
+"""The ledger table: the source of truth for where each run and segment stands.
+
+pk ``run_id``, sk ``part``: ``RUN`` for the run, ``SEG#00007`` per segment, and
+``SWEEP`` items (pk ``SWEEP#name``) pointing at each sweep's latest run. Every
+progress write is a compare-and-set on (hop, checkpoints), so a page is counted
+once even when two workers hold the same segment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+from scavenger.errors import ConditionFailed
+from scavenger.message import Key, cursor_from_json, cursor_to_json
+from scavenger.retry import NoDeadline, RetryPolicy
+
+RUN_PART = "RUN"
+SWEEP_PART = "SWEEP"
+SEGMENT_PREFIX = "SEG#"
+RETENTION_SECONDS = 30 * 86400
+MAX_ERROR_LENGTH = 500
+
+NAMES = {
+    "#status": "status",
+    "#cursor": "cursor",
+    "#hop": "hop",
+    "#checkpoints": "checkpoints",
+    "#updated_at": "updated_at",
+    "#last_error": "last_error",
+}
+
+
+@dataclass(frozen=True)
+class Counts:
+    scanned: int = 0
+    expired: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    unparseable: int = 0
+    throttled: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> Counts:
+        return cls(**{f.name: int(item.get(f.name, {}).get("N", "0")) for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class SegmentState:
+    run_id: str
+    segment: int
+    status: str
+    hop: int
+    cursor: Key | None
+    checkpoints: int
+    counts: Counts
+    updated_at: str | None = None
+    last_error: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> SegmentState:
+        return cls(
+            run_id=item["run_id"]["S"],
+            segment=int(item["part"]["S"].removeprefix(SEGMENT_PREFIX)),
+            status=item["status"]["S"],
+            hop=int(item["hop"]["N"]),
+            cursor=cursor_from_json(json.loads(item["cursor"]["S"])),
+            checkpoints=int(item["checkpoints"]["N"]),
+            counts=Counts.from_item(item),
+            updated_at=item.get("updated_at", {}).get("S"),
+            last_error=item.get("last_error", {}).get("S"),
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    run_id: str
+    sweep: str
+    table: str
+    total_segments: int
+    cutoff: str
+    dry_run: bool
+    created_at: str
+    status: str = "running"
+    done_segments: frozenset[int] = field(default_factory=frozenset)
+    totals: Counts | None = None
+    finished_at: str | None = None
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> RunRecord:
+        totals = item.get("totals", {}).get("M")
+        return cls(
+            run_id=item["run_id"]["S"],
+            sweep=item["sweep"]["S"],
+            table=item["table"]["S"],
+            total_segments=int(item["total_segments"]["N"]),
+            cutoff=item["cutoff"]["S"],
+            dry_run=item["dry_run"]["BOOL"],
+            created_at=item["created_at"]["S"],
+            status=item["status"]["S"],
+            done_segments=frozenset(int(n) for n in item.get("done_segments", {}).get("NS", [])),
+            totals=Counts.from_item(totals) if totals is not None else None,
+            finished_at=item.get("finished_at", {}).get("S"),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["done_segments"] = len(self.done_segments)
+        data["totals"] = self.totals.as_dict() if self.totals else None
+        return data
+
+
+def segment_part(segment: int) -> str:
+    return f"{SEGMENT_PREFIX}{segment:05d}"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
+
+
+def _cursor_text(cursor: Key | None) -> str:
+    return json.dumps(cursor_to_json(cursor), sort_keys=True, separators=(",", ":"))
+
+
+class Ledger:
+    """Ledger reads and compare-and-set writes over an injected DynamoDB client."""
+
+    def __init__(self, client: Any, table_name: str, retry: RetryPolicy | None = None):
+        self.client = client
+        self.table_name = table_name
+        self.retry = retry or RetryPolicy(NoDeadline())
+
+    # -- runs -------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> None:
+        """Write the run item and one pending item per segment (before any message)."""
+        expires = _n(int(time.time()) + RETENTION_SECONDS)
+        run_item = {
+            "run_id": _s(run.run_id),
+            "part": _s(RUN_PART),
+            "sweep": _s(run.sweep),
+            "table": _s(run.table),
+            "total_segments": _n(run.total_segments),
+            "cutoff": _s(run.cutoff),
+            "dry_run": {"BOOL": run.dry_run},
+            "created_at": _s(run.created_at),
+            "status": _s(run.status),
+            "expires_at": expires,
+        }
+        self._call(
+            "PutItem",
+            lambda: self.client.put_item(
+                TableName=self.table_name,
+                Item=run_item,
+                ConditionExpression="attribute_not_exists(run_id)",
+            ),
+        )
+        segment_items = (
+            self._segment_item(run.run_id, segment, expires)
+            for segment in range(run.total_segments)
+        )
+        self._batch_put(segment_items)
+
+    def _segment_item(self, run_id: str, segment: int, expires: dict[str, str]) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "run_id": _s(run_id),
+            "part": _s(segment_part(segment)),
+            "status": _s("pending"),
+            "hop": _n(0),
+            "cursor": _s(_cursor_text(None)),
+            "checkpoints": _n(0),
+            "updated_at": _s(now_iso()),
+            "expires_at": expires,
+        }
+        item.update({name: _n(0) for name in Counts().as_dict()})
+        return item
+
+    def _batch_put(self, items: Iterator[dict[str, Any]]) -> None:
+        batch: list[dict[str, Any]] = []
+        for item in items:
+            batch.append({"PutRequest": {"Item": item}})
+            if len(batch) == 25:
+                self._write_batch(batch)
+                batch = []
+        if batch:
+            self._write_batch(batch)
+
+    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
+        pending = {self.table_name: requests}
+        for attempt in range(20):
+            response = self._call(
+                "BatchWriteItem",
+                lambda batch=pending: self.client.batch_write_item(RequestItems=batch),
+            )
+            pending = response.get("UnprocessedItems") or {}
+            if not pending:
+                return
+            time.sleep(min(2.0, 0.05 * 2**attempt))
+        raise RuntimeError(f"ledger {self.table_name}: batch write left unprocessed items")
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        item = self._get(run_id, RUN_PART)
+        return RunRecord.from_item(item) if item else None
+
+    def list_runs(self) -> list[RunRecord]:
+        """Every run in the ledger (it keeps 30 days), newest first."""
+        runs: list[RunRecord] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "FilterExpression": "part = :run",
+            "ExpressionAttributeValues": {":run": _s(RUN_PART)},
+        }
+        while True:
+            page = self._call("Scan", lambda: self.client.scan(**kwargs))
+            runs.extend(RunRecord.from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(runs, key=lambda run: run.created_at, reverse=True)
+
+    def latest_run_id(self, sweep: str) -> str | None:
+        item = self._get(f"SWEEP#{sweep}", SWEEP_PART)
+        return item["latest_run_id"]["S"] if item else None
+
+    def point_sweep_at(self, sweep: str, run_id: str, previous: str | None) -> bool:
+        """Make ``run_id`` the sweep's latest run, if nobody else did since ``previous``."""
+        condition = "attribute_not_exists(run_id)"
+        values: dict[str, Any] = {}
+        if previous is not None:
+            condition = "latest_run_id = :previous"
+            values[":previous"] = _s(previous)
+        try:
+            self._call(
+                "PutItem",
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item={
+                        "run_id": _s(f"SWEEP#{sweep}"),
+                        "part": _s(SWEEP_PART),
+                        "latest_run_id": _s(run_id),
+                        "updated_at": _s(now_iso()),
+                    },
+                    ConditionExpression=condition,
+                    **({"ExpressionAttributeValues": values} if values else {}),
+                ),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    # -- segments ---------------------------------------------------------------------
+
+    def get_segment(self, run_id: str, segment: int) -> SegmentState | None:
+        item = self._get(run_id, segment_part(segment))
+        return SegmentState.from_item(item) if item else None
+
+    def list_segments(self, run_id: str) -> list[SegmentState]:
+        segments: list[SegmentState] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "run_id = :run AND begins_with(part, :seg)",
+            "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
+        }
+        while True:
+            page = self._call("Query", lambda: self.client.query(**kwargs))
+            segments.extend(SegmentState.from_item(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return segments
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def raise_hop(self, run_id: str, segment: int, hop: int) -> bool:
+        """Accept a continuation whose hop bump was lost: hop := ``hop`` if it is lower."""
+        return self._update(
+            run_id,
+            segment,
+            "SET #hop = :hop, #status = :running, #updated_at = :now",
+            "#hop < :hop AND #status <> :done",
+            {
+                ":hop": _n(hop),
+                ":running": _s("running"),
+                ":done": _s("done"),
+                ":now": _s(now_iso()),
+            },
+        )
+
+    def checkpoint(
+        self,
+        run_id: str,
+        segment: int,
+        *,
+        hop: int,
+        checkpoints: int,
+        cursor: Key | None,
+        counts: Counts,
+        done: bool,
+    ) -> bool:
+        """Record one page: new cursor, counters added, status. False if another worker moved on."""
+        increments = ", ".join(f"{name} :{name}" for name in counts.as_dict())
+        values = {f":{name}": _n(value) for name, value in counts.as_dict().items()}
+        values |= {
+            ":hop": _n(hop),
+            ":seen": _n(checkpoints),
+            ":next": _n(checkpoints + 1),
+            ":cursor": _s(_cursor_text(cursor)),
+            ":status": _s("done" if done else "running"),
+            ":done": _s("done"),
+            ":now": _s(now_iso()),
+        }
+        return self._update(
+            run_id,
+            segment,
+            "SET #cursor = :cursor, #checkpoints = :next, #status = :status, "
+            f"#updated_at = :now REMOVE #last_error ADD {increments}",
+            "#hop = :hop AND #checkpoints = :seen AND #status <> :done",
+            values,
+        )
+
+    def advance_hop(self, run_id: str, segment: int, hop: int) -> bool:
+        """After sending the continuation: hop := hop + 1, if it is still ``hop``."""
+        return self._update(
+            run_id,
+            segment,
+            "SET #hop = :next, #updated_at = :now",
+            "#hop = :hop",
+            {":hop": _n(hop), ":next": _n(hop + 1), ":now": _s(now_iso())},
+        )
+
+    def record_failure(self, run_id: str, segment: int, error: str) -> bool:
+        return self._update(
+            run_id,
+            segment,
+            "SET #status = :failed, #last_error = :error, #updated_at = :now",
+            "#status <> :done",
+            {
+                ":failed": _s("failed"),
+                ":done": _s("done"),
+                ":error": _s(error[:MAX_ERROR_LENGTH] or "error"),
+                ":now": _s(now_iso()),
+            },
+        )
+
+    def reset_segment(
+        self, run_id: str, segment: int, *, hop: int, new_hop: int, from_start: bool
+    ) -> bool:
+        """Operator requeue: move the segment to ``new_hop`` (optionally back to the start)."""
+        update = "SET #hop = :next, #status = :pending, #updated_at = :now"
+        values: dict[str, Any] = {
+            ":hop": _n(hop),
+            ":next": _n(new_hop),
+            ":pending": _s("pending"),
+            ":now": _s(now_iso()),
+        }
+        if from_start:
+            update += ", #cursor = :start"
+            values[":start"] = _s(_cursor_text(None))
+        return self._update(run_id, segment, update, "#hop = :hop", values)
+
+    # -- completion -------------------------------------------------------------------
+
+    def add_done_segment(self, run_id: str, segment: int) -> RunRecord:
+        """ADD the segment to the run's done set (idempotent) and return the run."""
+        response = self._call(
+            "UpdateItem",
+            lambda: self.client.update_item(
+                TableName=self.table_name,
+                Key={"run_id": _s(run_id), "part": _s(RUN_PART)},
+                UpdateExpression="ADD done_segments :segment",
+                ConditionExpression="attribute_exists(run_id)",
+                ExpressionAttributeValues={":segment": {"NS": [str(segment)]}},
+                ReturnValues="ALL_NEW",
+            ),
+        )
+        return RunRecord.from_item(response["Attributes"])
+
+    def finish_run(self, run_id: str) -> Counts | None:
+        """Sum the segments once and mark the run done; None if someone already did."""
+        totals = sum((state.counts for state in self.list_segments(run_id)), Counts())
+        finished = self._update_key(
+            run_id,
+            RUN_PART,
+            "SET #status = :done, totals = :totals, finished_at = :now",
+            "#status = :running",
+            {
+                ":done": _s("done"),
+                ":running": _s("running"),
+                ":now": _s(now_iso()),
+                ":totals": {"M": {name: _n(v) for name, v in totals.as_dict().items()}},
+            },
+        )
+        return totals if finished else None
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def _get(self, run_id: str, part: str) -> dict[str, Any] | None:
+        response = self._call(
+            "GetItem",
+            lambda: self.client.get_item(
+                TableName=self.table_name,
+                Key={"run_id": _s(run_id), "part": _s(part)},
+                ConsistentRead=True,
+            ),
+        )
+        item: dict[str, Any] | None = response.get("Item")
+        return item
+
+    def _update(
+        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        return self._update_key(run_id, segment_part(segment), update, condition, values)
+
+    def _update_key(
+        self, run_id: str, part: str, update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
+        try:
+            self._call(
+                "UpdateItem",
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"run_id": _s(run_id), "part": _s(part)},
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                ),
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    def _call(self, what: str, operation: Any) -> Any:
+        return self.retry.call(operation, f"ledger.{what}")

@@ -1,0 +1,131 @@
+"""Retry policy: exponential backoff with full jitter, bounded by the time budget.
+
+Only RetryableError (throttling, 5xx, dropped connections) is retried. The first
+attempt runs without tenacity so the common path costs nothing extra.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+from botocore.exceptions import BotoCoreError, ClientError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from scavenger.errors import RetryableError, classify
+from scavenger.observability import logger
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 10
+BASE_WAIT_SECONDS = 0.05
+MAX_WAIT_SECONDS = 5.0
+
+
+class Budget(Protocol):
+    def remaining_seconds(self) -> float: ...
+
+
+class Deadline:
+    """Time left in this invocation, from the Lambda context (or any clock)."""
+
+    def __init__(self, remaining_millis: Callable[[], int], reserve_seconds: float = 0.0):
+        self._remaining_millis = remaining_millis
+        self.reserve_seconds = reserve_seconds
+
+    def remaining_seconds(self) -> float:
+        return self._remaining_millis() / 1000.0 - self.reserve_seconds
+
+
+class NoDeadline:
+    """A budget that never runs out (CLI commands)."""
+
+    def remaining_seconds(self) -> float:
+        return float("inf")
+
+
+class stop_when_budget_spent(stop_base):
+    def __init__(self, budget: Budget, floor_seconds: float):
+        self.budget = budget
+        self.floor_seconds = floor_seconds
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.budget.remaining_seconds() <= self.floor_seconds
+
+
+class wait_within_budget(wait_base):
+    """Full-jitter exponential wait, never sleeping past the budget's floor."""
+
+    def __init__(self, budget: Budget, floor_seconds: float):
+        self.budget = budget
+        self.floor_seconds = floor_seconds
+        self.jitter = wait_random_exponential(multiplier=BASE_WAIT_SECONDS, max=MAX_WAIT_SECONDS)
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        room = self.budget.remaining_seconds() - self.floor_seconds
+        return max(0.0, min(self.jitter(retry_state), room))
+
+
+def aws_call(operation: Callable[[], T]) -> T:
+    """Run one AWS call, translating botocore errors into domain errors."""
+    try:
+        return operation()
+    except (ClientError, BotoCoreError) as exc:
+        raise classify(exc) from exc
+
+
+class RetryPolicy:
+    """Retries AWS calls on RetryableError within a budget; counts each retry."""
+
+    def __init__(
+        self,
+        budget: Budget,
+        *,
+        floor_seconds: float = 0.0,
+        max_attempts: int = MAX_ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
+        on_retry: Callable[[], None] | None = None,
+    ):
+        self.budget = budget
+        self.floor_seconds = floor_seconds
+        self.max_attempts = max_attempts
+        self.sleep = sleep
+        self.on_retry = on_retry
+        self._retrying = Retrying(
+            stop=stop_after_attempt(max_attempts - 1)
+            | stop_when_budget_spent(budget, floor_seconds),
+            wait=wait_within_budget(budget, floor_seconds),
+            retry=retry_if_exception_type(RetryableError),
+            sleep=sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        self._what = ""
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self._note_retry(self._what, state.outcome.exception() if state.outcome else None)
+
+    def call(self, operation: Callable[[], T], what: str) -> T:
+        # The first attempt skips tenacity (the common path costs nothing extra);
+        # after a retryable failure, tenacity retries at once, then backs off.
+        try:
+            return aws_call(operation)
+        except RetryableError as first:
+            self._note_retry(what, first)
+        self._what = what
+        result: T = self._retrying(aws_call, operation)
+        return result
+
+    def _note_retry(self, what: str, error: BaseException | None) -> None:
+        if self.on_retry:
+            self.on_retry()
+        logger.info("retrying", extra={"operation": what, "error": str(error)})

@@ -1,0 +1,72 @@
+"""Worker Lambda: an SQS FIFO batch of segment messages, with partial batch failures.
+
+A failing record fails only itself and the later records of its own message
+group; other groups in the batch go on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from scavenger.errors import InvalidMessage
+from scavenger.ledger import Ledger
+from scavenger.message import SegmentMessage
+from scavenger.observability import emit_counts, logger
+from scavenger.retry import Deadline, RetryPolicy
+from scavenger.runtime import Runtime, lambda_runtime
+from worker.sweep import sweep_message
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    runtime = lambda_runtime()
+    deadline = Deadline(context.get_remaining_time_in_millis)
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
+        event=event,
+        record_handler=lambda record: process_record(record, runtime, deadline),
+        processor=processor,
+        context=context,
+    )
+    return response
+
+
+def process_record(record: SQSRecord, runtime: Runtime, deadline: Deadline) -> str:
+    logger.remove_keys(["run_id", "sweep", "segment", "hop"])
+    try:
+        message = SegmentMessage.parse(record.body)
+    except InvalidMessage as exc:
+        logger.error("poison message", extra={"message_id": record.message_id, "error": str(exc)})
+        raise
+    logger.append_keys(
+        run_id=message.run_id, sweep=message.sweep, segment=message.segment, hop=message.hop
+    )
+    try:
+        result = sweep_message(message, runtime, deadline)
+    except Exception as exc:
+        logger.exception("segment failed")
+        _record_failure(runtime, message, exc, deadline)
+        raise
+    emit_counts(message.sweep, result.counts)
+    logger.info(
+        "segment message processed",
+        extra={"outcome": result.outcome.value, "reason": result.reason, **result.counts.as_dict()},
+    )
+    return result.outcome.value
+
+
+def _record_failure(
+    runtime: Runtime, message: SegmentMessage, exc: Exception, deadline: Deadline
+) -> None:
+    """Best effort: note the error on the segment item; the record fails either way."""
+    retry = RetryPolicy(deadline, max_attempts=3, sleep=runtime.sleep)
+    ledger = Ledger(runtime.dynamodb, runtime.settings.ledger_table, retry)
+    try:
+        ledger.record_failure(message.run_id, message.segment, f"{type(exc).__name__}: {exc}")
+    except Exception:
+        logger.exception("could not record the failure in the ledger")

@@ -1,0 +1,275 @@
+"""Sweep one segment message: check the ledger, scan, delete, checkpoint, continue.
+
+The ledger, not the message, says where a segment stands (DESIGN.md, "Ledger
+table"). Every page is checkpointed with a compare-and-set, so duplicates and
+stale hops are detected rather than counted twice.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scavenger.config import Sweep
+from scavenger.errors import FatalError, RetryableError
+from scavenger.expiry import Age, AgeRule, Expressions
+from scavenger.ledger import Counts, Ledger, SegmentState
+from scavenger.message import Key, SegmentMessage
+from scavenger.observability import logger
+from scavenger.queue import SegmentQueue
+from scavenger.retry import Budget, RetryPolicy
+from scavenger.runtime import Runtime
+from scavenger.table import SweptTable
+
+
+class Outcome(enum.Enum):
+    DONE = "done"  # the segment is finished
+    CONTINUED = "continued"  # out of time: a continuation (hop + 1) is on the queue
+    DROPPED = "dropped"  # duplicate, stale hop or finished segment: nothing to do
+    SUPERSEDED = "superseded"  # another worker checkpointed first: it owns the segment
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    outcome: Outcome
+    counts: Counts = field(default_factory=Counts)
+    reason: str = ""
+
+
+@dataclass
+class Tally:
+    """Counters of the page in progress (mutable, folded into Counts at checkpoint)."""
+
+    scanned: int = 0
+    expired: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    unparseable: int = 0
+    throttled: int = 0
+
+    def freeze(self) -> Counts:
+        return Counts(**vars(self))
+
+    def only_deletions(self) -> Counts:
+        """What a half-done page may record: its deleted items vanish from any rescan,
+        while everything else will be seen and counted again."""
+        return Counts(
+            scanned=self.deleted,
+            expired=self.deleted,
+            deleted=self.deleted,
+            throttled=self.throttled,
+        )
+
+
+class Pacer:
+    """Spaces deletes to at most ``rate`` per second (0 = no limit)."""
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic):
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.clock = clock
+        self.next_at = 0.0
+
+    def delay(self) -> float:
+        if not self.interval:
+            return 0.0
+        now = self.clock()
+        self.next_at = max(self.next_at, now)
+        wait = self.next_at - now
+        self.next_at += self.interval
+        return wait
+
+
+@dataclass
+class SegmentSweeper:
+    """Runs one message to DONE, CONTINUED, DROPPED or SUPERSEDED."""
+
+    message: SegmentMessage
+    sweep: Sweep
+    ledger: Ledger
+    table: SweptTable
+    queue: SegmentQueue
+    deadline: Budget
+    throttles: Callable[[], int]
+    page_size: int
+    max_hops: int
+    floor_seconds: float
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    counts: Counts = field(default_factory=Counts)
+
+    def run(self) -> SweepResult:
+        state = self._claim()
+        if isinstance(state, SweepResult):
+            return state
+        rule = AgeRule(self.sweep.age_attribute, self.sweep.age_format, self.message.cutoff)
+        pacer = Pacer(self.sweep.deletes_per_second, self.clock)
+        cursor, checkpoints = state.cursor, state.checkpoints
+        slowest_page = 0.0
+        while True:
+            if self.deadline.remaining_seconds() < self.floor_seconds + 1.5 * slowest_page:
+                return self._continue(cursor)
+            started = self.clock()
+            throttled_before = self.throttles()
+            try:
+                page = self.table.scan_page(
+                    self.message.segment, self.message.total_segments, cursor, self.page_size
+                )
+            except RetryableError as exc:
+                logger.warning("scan gave up, continuing later", extra={"error": str(exc)})
+                throttled = Counts(throttled=self.throttles() - throttled_before)
+                if not self._checkpoint(checkpoints, cursor, throttled, False):
+                    return SweepResult(Outcome.SUPERSEDED, self.counts, "checkpoint lost")
+                return self._continue(cursor)
+            tally = Tally(scanned=page.scanned)
+            finished_page = self._sweep_page(page.items, rule, pacer, tally)
+            tally.throttled = self.throttles() - throttled_before
+            if not finished_page:
+                if not self._checkpoint(checkpoints, cursor, tally.only_deletions(), False):
+                    return SweepResult(Outcome.SUPERSEDED, self.counts, "checkpoint lost")
+                return self._continue(cursor)
+            done = page.last_key is None
+            if not self._checkpoint(checkpoints, page.last_key, tally.freeze(), done):
+                return SweepResult(Outcome.SUPERSEDED, self.counts, "checkpoint lost")
+            checkpoints += 1
+            cursor = page.last_key
+            slowest_page = max(slowest_page, self.clock() - started)
+            logger.debug("page", extra={"counts": tally.freeze().as_dict()})
+            if done:
+                self._finish_run()
+                return SweepResult(Outcome.DONE, self.counts)
+
+    def _claim(self) -> SegmentState | SweepResult:
+        """Compare the message with the ledger: proceed, or drop a duplicate/stale hop."""
+        hop = self.message.hop
+        for _ in range(3):
+            state = self.ledger.get_segment(self.message.run_id, self.message.segment)
+            if state is None:
+                raise FatalError(
+                    f"segment {self.message.segment} of run {self.message.run_id} "
+                    "is not in the ledger"
+                )
+            if state.status == "done":
+                # A crash may have come between marking the segment done and adding
+                # it to the run's done set; both steps are idempotent, so redo them.
+                self._finish_run()
+                return SweepResult(Outcome.DROPPED, reason="segment already done")
+            if hop < state.hop:
+                return SweepResult(Outcome.DROPPED, reason=f"stale hop {hop} < {state.hop}")
+            if hop == state.hop:
+                return state
+            if self.ledger.raise_hop(self.message.run_id, self.message.segment, hop):
+                return SegmentState(**{**vars(state), "hop": hop, "status": "running"})
+        raise RetryableError("ledger kept changing while claiming the segment")
+
+    def _sweep_page(
+        self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacer, tally: Tally
+    ) -> bool:
+        """Classify and delete one page's items; False if time ran out part-way."""
+        attribute = self.sweep.age_attribute
+        dry_run = self.message.dry_run
+        for item in items:
+            if self.deadline.remaining_seconds() < self.floor_seconds:
+                return False
+            age = rule.classify(item)
+            if age is Age.FRESH:
+                continue
+            if age is Age.UNPARSEABLE:
+                tally.unparseable += 1
+                continue
+            tally.expired += 1
+            if dry_run:
+                continue
+            wait = pacer.delay()
+            if wait:
+                if self.deadline.remaining_seconds() - wait < self.floor_seconds:
+                    tally.expired -= 1
+                    return False
+                self.sleep(wait)
+            try:
+                deleted = self.table.delete_if_unchanged(item, item[attribute])
+            except RetryableError:
+                tally.expired -= 1
+                return False
+            if deleted:
+                tally.deleted += 1
+            else:
+                tally.skipped += 1
+        return True
+
+    def _checkpoint(self, checkpoints: int, cursor: Key | None, counts: Counts, done: bool) -> bool:
+        ok = self.ledger.checkpoint(
+            self.message.run_id,
+            self.message.segment,
+            hop=self.message.hop,
+            checkpoints=checkpoints,
+            cursor=cursor,
+            counts=counts,
+            done=done,
+        )
+        if ok:
+            self.counts = self.counts + counts
+        return ok
+
+    def _continue(self, cursor: Key | None) -> SweepResult:
+        """Send the continuation first, then raise the hop; a crash between is harmless."""
+        if self.message.hop + 1 > self.max_hops:
+            error = f"hop budget exhausted: {self.message.hop + 1} > max_hops {self.max_hops}"
+            self.ledger.record_failure(self.message.run_id, self.message.segment, error)
+            raise FatalError(error)
+        self.queue.send(self.message.continuation(cursor))
+        self.ledger.advance_hop(self.message.run_id, self.message.segment, self.message.hop)
+        return SweepResult(Outcome.CONTINUED, self.counts)
+
+    def _finish_run(self) -> None:
+        run = self.ledger.add_done_segment(self.message.run_id, self.message.segment)
+        if run.status == "running" and len(run.done_segments) >= run.total_segments:
+            totals = self.ledger.finish_run(self.message.run_id)
+            if totals is not None:
+                logger.info("run done", extra={"totals": totals.as_dict()})
+
+
+class RetryCounter:
+    """Counts retried data-plane calls (the ``throttled`` counter)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+    def value(self) -> int:
+        return self.count
+
+
+def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -> SweepResult:
+    """Wire the adapters for one message and sweep it."""
+    settings = runtime.settings
+    sweep = runtime.sweep(message.sweep)
+    if sweep.table != message.table:
+        raise FatalError(f"message table {message.table!r} is not sweep's table {sweep.table!r}")
+    margin = settings.safety_margin_seconds
+    retries = RetryCounter()
+    # Data-plane calls give up while there is still time to checkpoint and continue;
+    # ledger and queue calls may use that reserve.
+    data_retry = RetryPolicy(deadline, floor_seconds=margin, sleep=runtime.sleep, on_retry=retries)
+    control_retry = RetryPolicy(deadline, floor_seconds=margin / 10, sleep=runtime.sleep)
+    keys = runtime.key_attributes(message.table, control_retry)
+    table = SweptTable(
+        runtime.dynamodb, message.table, keys, Expressions.build(sweep, keys), data_retry
+    )
+    return SegmentSweeper(
+        message=message,
+        sweep=sweep,
+        ledger=Ledger(runtime.dynamodb, settings.ledger_table, control_retry),
+        table=table,
+        queue=SegmentQueue(runtime.sqs, settings.queue_url, control_retry),
+        deadline=deadline,
+        throttles=retries.value,
+        page_size=settings.page_size,
+        max_hops=settings.max_hops,
+        floor_seconds=margin,
+        sleep=runtime.sleep,
+    ).run()
