@@ -11,8 +11,8 @@ from scavenger.queue import SegmentQueue
 from scavenger.runtime import Runtime, lambda_runtime
 
 
-@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    logger.append_keys(request_id=getattr(context, "aws_request_id", None))
     request = PlanRequest.from_event(event)
     return plan(request, lambda_runtime())
 

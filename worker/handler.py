@@ -27,6 +27,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     runtime = lambda_runtime()
     deadline = Deadline(context.get_remaining_time_in_millis)
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # Report a batch whose records all failed like any other partial failure, so the
+    # response always names exactly the records to retry.
+    processor.raise_on_entire_batch_failure = False
     response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
         event=event,
         record_handler=lambda record: process_record(record, runtime, deadline),

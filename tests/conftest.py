@@ -1,0 +1,221 @@
+"""Shared fixtures: fake credentials, in-process moto, tables, queues, a fake Lambda
+context with a controllable clock, and a drain loop that plays the SQS event source."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+
+from scavenger import aws
+from scavenger.config import parse_sweeps, sweeps_to_json
+from scavenger.provision import create_ledger_table, create_queues
+from scavenger.runtime import lambda_runtime
+
+REGION = "us-east-1"
+LEDGER = "scavenger-ledger"
+
+
+@pytest.fixture(autouse=True)
+def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "ScavengerTests")
+    aws.reset_clients()
+    lambda_runtime.cache_clear()
+    yield
+    aws.reset_clients()
+    lambda_runtime.cache_clear()
+
+
+class FakeClock:
+    """Monotonic time that tests advance by hand (or per API call)."""
+
+    def __init__(self, start: float = 1000.0):
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class FakeContext:
+    """A Lambda context whose remaining time follows a clock."""
+
+    clock: Callable[[], float]
+    timeout_seconds: float
+    function_name: str = "scavenger-worker"
+    memory_limit_in_mb: int = 256
+    aws_request_id: str = "test-request"
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:scavenger-worker"
+    started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.timeout_seconds - self.clock()) * 1000))
+
+
+@dataclass
+class Stack:
+    """The moto-backed resources of one test: ledger, queue pair, clients."""
+
+    dynamodb: Any
+    sqs: Any
+    queue_url: str
+    dlq_url: str
+    queue_arn: str
+    ledger_table: str = LEDGER
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    from moto import mock_aws
+
+    with mock_aws():
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        create_ledger_table(dynamodb, LEDGER)
+        queues = create_queues(sqs, "scavenger", visibility_timeout=30)
+        arn = sqs.get_queue_attributes(QueueUrl=queues.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
+        monkeypatch.setenv("SCAVENGER_DLQ_URL", queues.dlq_url)
+        monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", LEDGER)
+        yield Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, arn)
+
+
+def configure_sweeps(monkeypatch: pytest.MonkeyPatch, *sweeps: dict[str, Any]) -> None:
+    monkeypatch.setenv("SCAVENGER_SWEEPS", sweeps_to_json(parse_sweeps(list(sweeps))))
+    lambda_runtime.cache_clear()
+
+
+def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
+    """Received SQS messages in the shape Lambda's event source mapping delivers."""
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": message.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": message.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": REGION,
+            }
+            for message in messages
+        ]
+    }
+
+
+@dataclass
+class Drain:
+    invocations: int = 0
+    failures: int = 0
+    bodies: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+
+
+def drain(
+    stack: Stack,
+    *,
+    context_factory: Callable[[], Any],
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None,
+    max_invocations: int = 500,
+) -> Drain:
+    """Play the event source mapping until the queue is empty: receive up to 10,
+    invoke, delete what succeeded, make failures visible again at once."""
+    from worker.handler import handler as worker_handler
+
+    handler = handler or worker_handler
+    result = Drain()
+    while result.invocations < max_invocations:
+        received = stack.sqs.receive_message(
+            QueueUrl=stack.queue_url,
+            MaxNumberOfMessages=10,
+            MessageSystemAttributeNames=["All"],
+        ).get("Messages", [])
+        if not received:
+            attributes = stack.sqs.get_queue_attributes(
+                QueueUrl=stack.queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )["Attributes"]
+            if all(value == "0" for value in attributes.values()):
+                return result
+            continue
+        result.invocations += 1
+        for message in received:
+            result.bodies.append(json.loads(message["Body"]) if message["Body"][:1] == "{" else {})
+            result.groups.append(message["Attributes"]["MessageGroupId"])
+        response = handler(sqs_event(received, stack.queue_arn), context_factory())
+        failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+        result.failures += len(failed)
+        for message in received:
+            if message["MessageId"] in failed:
+                stack.sqs.change_message_visibility(
+                    QueueUrl=stack.queue_url,
+                    ReceiptHandle=message["ReceiptHandle"],
+                    VisibilityTimeout=0,
+                )
+            else:
+                stack.sqs.delete_message(
+                    QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+    raise AssertionError(f"queue did not drain within {max_invocations} invocations")
+
+
+def roomy_context() -> FakeContext:
+    return FakeContext(clock=os_clock, timeout_seconds=900)
+
+
+def os_clock() -> float:
+    import time
+
+    return time.monotonic()
+
+
+@pytest.fixture
+def env_page_size(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    def set_page_size(size: int) -> None:
+        monkeypatch.setenv("SCAVENGER_PAGE_SIZE", str(size))
+        lambda_runtime.cache_clear()
+
+    return set_page_size
+
+
+@pytest.fixture
+def moto_binary_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's parallel Scan hashes the hash key as text and crashes on binary keys;
+    patch the emulator (never the product) to hash the raw bytes instead."""
+    import hashlib
+
+    from moto.dynamodb.models.dynamo_type import Item
+
+    original = Item.is_within_segment
+
+    def is_within_segment(self: Any, segments: Any) -> bool:
+        value = self.hash_key.value
+        if segments == (None, None) or not isinstance(value, bytes):
+            return original(self, segments)
+        segment, total = segments
+        return hashlib.md5(value).digest()[0] % total == segment
+
+    monkeypatch.setattr(Item, "is_within_segment", is_within_segment)

@@ -1,0 +1,65 @@
+"""Fault injection through botocore's event hooks: the real client code path runs,
+and the injected error is raised by botocore exactly as a service error would be."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+
+def error_response(code: str, status: int) -> tuple[AWSResponse, dict[str, Any]]:
+    http = AWSResponse(url="https://injected", status_code=status, headers={}, raw=None)
+    parsed = {
+        "Error": {"Code": code, "Message": "injected by the test"},
+        "ResponseMetadata": {"HTTPStatusCode": status},
+    }
+    return http, parsed
+
+
+class ErrorInjector:
+    """Fails a fraction of calls to ``operation`` with ``code`` (before they are sent)."""
+
+    def __init__(
+        self,
+        client: Any,
+        operation: str,
+        *,
+        rate: float,
+        code: str = "ProvisionedThroughputExceededException",
+        status: int = 400,
+        seed: int = 7,
+        limit: int | None = None,
+    ):
+        self.rate = rate
+        self.code = code
+        self.status = status
+        self.random = random.Random(seed)
+        self.limit = limit
+        self.injected = 0
+        client.meta.events.register(f"before-call.dynamodb.{operation}", self)
+        client.meta.events.register(f"before-call.sqs.{operation}", self)
+
+    def __call__(self, **_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if self.limit is not None and self.injected >= self.limit:
+            return None
+        if self.random.random() < self.rate:
+            self.injected += 1
+            return error_response(self.code, self.status)
+        return None
+
+
+def on_call(client: Any, operation: str, action: Callable[[dict[str, Any]], None]) -> None:
+    """Run ``action(params)`` just before each ``operation`` call is built."""
+
+    def hook(params: dict[str, Any], **_: Any) -> None:
+        action(params)
+
+    client.meta.events.register(f"before-parameter-build.dynamodb.{operation}", hook)
+
+
+def tick_per_call(client: Any, advance: Callable[[], None]) -> None:
+    """Advance a fake clock on every DynamoDB call (each call 'takes time')."""
+    client.meta.events.register("before-call.dynamodb", lambda **_: advance())

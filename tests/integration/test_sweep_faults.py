@@ -1,0 +1,294 @@
+"""Fault injection on the real client path: refreshes, throttling, short deadlines,
+duplicates, stale hops, poison messages and fatal errors."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from planner.handler import handler as planner_handler
+from scavenger import aws
+from scavenger.ledger import Ledger
+from scavenger.runtime import lambda_runtime
+from tests.conftest import (
+    LEDGER,
+    FakeClock,
+    FakeContext,
+    configure_sweeps,
+    drain,
+    roomy_context,
+    sqs_event,
+)
+from tests.dataset import create_table, key_id, now, remaining_keys, seed_table
+from tests.faults import ErrorInjector, on_call, tick_per_call
+from worker.handler import handler as worker_handler
+
+pytestmark = pytest.mark.integration
+
+SWEEP = {
+    "name": "sweep",
+    "table": "Swept",
+    "age_attribute": "ts",
+    "age_format": "iso8601",
+    "max_age": "48h",
+    "segments": 3,
+    "where": "#c IN (:n1, :s1)",
+    "names": {"#c": "Completed"},
+    "values": {":n1": 1, ":s1": "1"},
+}
+
+
+@pytest.fixture
+def seeded(stack, monkeypatch):
+    """A composite-key table of 200 items, the sweep configured, pages of 7 items."""
+    create_table(stack.dynamodb, "Swept", "composite_number_string")
+    truth = seed_table(
+        stack.dynamodb,
+        "Swept",
+        "composite_number_string",
+        count=200,
+        cutoff=now() - timedelta(hours=48),
+    )
+    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", "7")
+    configure_sweeps(monkeypatch, SWEEP)
+    return truth
+
+
+def start_run(stack, *, no_sleep=True):
+    (run,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    if no_sleep:
+        lambda_runtime().sleep = lambda seconds: None
+    return run["run_id"]
+
+
+def finished_run(stack, run_id):
+    return Ledger(stack.dynamodb, LEDGER).get_run(run_id)
+
+
+def test_item_refreshed_between_scan_and_delete_is_kept(stack, seeded):
+    run_id = start_run(stack)
+    victim = next(iter(sorted(seeded.doomed)))
+    fresh = (now() + timedelta(days=1)).isoformat()
+
+    def refresh(params):
+        if key_id(params["Key"]) == victim:
+            stack.dynamodb.update_item(
+                TableName="Swept",
+                Key=seeded.keys[victim],
+                UpdateExpression="SET ts = :fresh",
+                ExpressionAttributeValues={":fresh": {"S": fresh}},
+            )
+
+    on_call(aws.client("dynamodb"), "DeleteItem", refresh)
+
+    drain(stack, context_factory=roomy_context)
+
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept | {victim}
+    totals = finished_run(stack, run_id).totals
+    assert (totals.deleted, totals.skipped) == (len(seeded.doomed) - 1, 1)
+
+
+def test_throttling_on_scan_and_delete_still_gives_exact_results(stack, seeded):
+    run_id = start_run(stack)
+    client = aws.client("dynamodb")
+    deletes = ErrorInjector(client, "DeleteItem", rate=0.2, seed=1)
+    scans = ErrorInjector(client, "Scan", rate=0.3, seed=2, code="InternalServerError", status=500)
+
+    drain(stack, context_factory=roomy_context)
+
+    assert deletes.injected > 5 and scans.injected > 2
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
+    totals = finished_run(stack, run_id).totals
+    assert totals.deleted == len(seeded.doomed)
+    assert totals.throttled == deletes.injected + scans.injected
+
+
+def test_short_deadlines_force_continuations_in_the_same_group(stack, seeded):
+    run_id = start_run(stack)
+    clock = FakeClock()
+    tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
+
+    drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=4))
+
+    hops_by_group: dict[str, list[int]] = {}
+    for body, group in zip(drained.bodies, drained.groups, strict=True):
+        assert group == f"{body['sweep']}#{body['segment']}"
+        hops_by_group.setdefault(group, []).append(body["hop"])
+    assert any(max(hops) >= 2 for hops in hops_by_group.values())
+    for hops in hops_by_group.values():
+        assert hops == sorted(hops) and len(set(hops)) == len(hops)
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
+    run = finished_run(stack, run_id)
+    assert run.status == "done"
+    assert run.totals.deleted == len(seeded.doomed)
+    assert run.totals.scanned == seeded.total
+    assert run.totals.unparseable == seeded.unparseable
+
+
+def test_redelivered_and_stale_messages_count_nothing_twice(stack, seeded):
+    run_id = start_run(stack)
+    clock = FakeClock()
+    tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
+    drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=4))
+    before = finished_run(stack, run_id)
+    assert any(body["hop"] > 0 for body in drained.bodies)
+
+    # Every message ever delivered, old hops included, delivered once more.
+    for index, body in enumerate(drained.bodies):
+        record = {
+            "MessageId": f"again-{index}",
+            "ReceiptHandle": "x",
+            "Body": json.dumps(body),
+            "Attributes": {"MessageGroupId": f"sweep#{body['segment']}"},
+        }
+        response = worker_handler(sqs_event([record], stack.queue_arn), roomy_context())
+        assert response == {"batchItemFailures": []}
+
+    assert finished_run(stack, run_id).totals == before.totals
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
+
+
+def receive_all(stack):
+    return stack.sqs.receive_message(
+        QueueUrl=stack.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+
+
+def release(stack, messages):
+    for message in messages:
+        stack.sqs.change_message_visibility(
+            QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+
+
+def test_two_workers_on_one_segment_count_each_page_once(stack, seeded):
+    """Worker A is overtaken mid-page by worker B on the same message (a redelivery
+    after a visibility timeout). B checkpoints one page and then dies. A's checkpoint
+    must lose, so its page is not counted a second time."""
+    run_id = start_run(stack)
+    messages = receive_all(stack)
+    first = messages[0]
+    client = aws.client("dynamodb")
+    overtaken = {"done": False}
+
+    def overtake(params):
+        if overtaken["done"]:
+            return
+        overtaken["done"] = True
+        second_scan_fails = ErrorInjector(client, "Scan", rate=1.0, code="AccessDenied")
+        second_scan_fails.limit = 0
+        client.meta.events.register(
+            "after-call.dynamodb.Scan", lambda **_: setattr(second_scan_fails, "limit", 1)
+        )
+        response = worker_handler(sqs_event([first], stack.queue_arn), roomy_context())
+        assert len(response["batchItemFailures"]) == 1  # B died on its second page
+        client.meta.events.unregister("before-call.dynamodb.Scan", second_scan_fails)
+        client.meta.events.unregister("before-call.sqs.Scan", second_scan_fails)
+
+    on_call(client, "DeleteItem", overtake)
+    response = worker_handler(sqs_event([first], stack.queue_arn), roomy_context())
+    assert response == {"batchItemFailures": []}  # A saw it was overtaken and let go
+    segment = json.loads(first["Body"])["segment"]
+    state = Ledger(stack.dynamodb, LEDGER).get_segment(run_id, segment)
+    assert (state.status, state.checkpoints) == ("failed", 1)
+
+    release(stack, messages)
+    drain(stack, context_factory=roomy_context)
+
+    totals = finished_run(stack, run_id).totals
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
+    assert totals.scanned == seeded.total
+    assert (totals.deleted, totals.skipped) == (len(seeded.doomed), 0)
+
+
+def test_old_hop_delivered_after_a_newer_one_is_dropped(stack, seeded):
+    run_id = start_run(stack)
+    clock = FakeClock()
+    tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
+    messages = receive_all(stack)
+    first = messages[0]
+    response = worker_handler(
+        sqs_event([first], stack.queue_arn), FakeContext(clock, timeout_seconds=4)
+    )
+    assert response == {"batchItemFailures": []}
+    segment = json.loads(first["Body"])["segment"]
+    ledger = Ledger(stack.dynamodb, LEDGER)
+    moved_on = ledger.get_segment(run_id, segment)
+    assert moved_on.hop == 1 and moved_on.status == "running"  # a continuation is queued
+
+    scans = []
+    aws.client("dynamodb").meta.events.register(
+        "after-call.dynamodb.Scan", lambda **_: scans.append(1)
+    )
+    again = worker_handler(sqs_event([first], stack.queue_arn), roomy_context())
+
+    assert again == {"batchItemFailures": []}
+    assert scans == []  # dropped on sight, not swept
+    assert ledger.get_segment(run_id, segment) == moved_on
+    release(stack, messages[1:])
+    stack.sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=first["ReceiptHandle"])
+    drain(stack, context_factory=roomy_context)
+    totals = finished_run(stack, run_id).totals
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
+    assert (totals.scanned, totals.deleted) == (seeded.total, len(seeded.doomed))
+
+
+def test_poison_message_fails_only_itself_and_later_records_of_its_group(stack, seeded):
+    start_run(stack)
+    messages = stack.sqs.receive_message(
+        QueueUrl=stack.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    assert len(messages) == 3
+    poison = {
+        "MessageId": "poison",
+        "ReceiptHandle": "p",
+        "Body": "{not json",
+        "Attributes": dict(messages[0]["Attributes"]),
+    }
+    batch = [poison, *messages]  # the poison shares segment 0's group and comes first
+
+    response = worker_handler(sqs_event(batch, stack.queue_arn), roomy_context())
+
+    failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
+    assert failed == {"poison", messages[0]["MessageId"]}
+
+
+def test_fatal_error_fails_the_record_and_is_recorded_on_the_segment(stack, seeded):
+    run_id = start_run(stack)
+    ErrorInjector(aws.client("dynamodb"), "Scan", rate=1.0, code="AccessDeniedException")
+    messages = stack.sqs.receive_message(
+        QueueUrl=stack.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+
+    response = worker_handler(sqs_event(messages, stack.queue_arn), roomy_context())
+
+    assert len(response["batchItemFailures"]) == len(messages)
+    for state in Ledger(stack.dynamodb, LEDGER).list_segments(run_id):
+        assert state.status == "failed"
+        assert "AccessDeniedException" in state.last_error
+    assert remaining_keys(stack.dynamodb, "Swept") == set(seeded.keys)
+
+
+def test_hop_budget_stops_a_segment_that_never_finishes(stack, seeded, monkeypatch):
+    monkeypatch.setenv("SCAVENGER_MAX_HOPS", "1")
+    lambda_runtime.cache_clear()
+    run_id = start_run(stack)
+    clock = FakeClock()
+    tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.5))
+    messages = stack.sqs.receive_message(
+        QueueUrl=stack.queue_url, MaxNumberOfMessages=1, MessageSystemAttributeNames=["All"]
+    )["Messages"]
+    body = json.loads(messages[0]["Body"])
+    body["hop"] = 1
+    record = dict(messages[0], Body=json.dumps(body))
+
+    response = worker_handler(
+        sqs_event([record], stack.queue_arn), FakeContext(clock, timeout_seconds=3)
+    )
+
+    assert len(response["batchItemFailures"]) == 1
+    state = Ledger(stack.dynamodb, LEDGER).get_segment(run_id, body["segment"])
+    assert state.status == "failed"
+    assert "hop budget exhausted" in state.last_error

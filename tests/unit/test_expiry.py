@@ -1,0 +1,123 @@
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scavenger.config import parse_sweeps
+from scavenger.expiry import Age, AgeRule, Expressions, format_instant, to_attribute_value
+
+CUTOFF = datetime(2026, 11, 21, 2, 0, 0, tzinfo=UTC)
+
+
+def iso_rule():
+    return AgeRule("ts", "iso8601", CUTOFF)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2026-11-21T02:00:00Z", Age.FRESH),  # exactly at the cutoff is not expired
+        ("2026-11-21T01:59:59Z", Age.EXPIRED),
+        ("2026-11-21T01:59:59.999999Z", Age.EXPIRED),
+        ("2026-11-21T01:59:59.9999999Z", Age.EXPIRED),  # more than 6 digits
+        ("2026-11-21T02:00:00.000001Z", Age.FRESH),
+        ("2026-11-21T04:00:00+02:00", Age.FRESH),  # same instant as the cutoff
+        ("2026-11-21T03:59:59+02:00", Age.EXPIRED),
+        ("2026-11-20T21:00:00-05:00", Age.FRESH),  # 02:00Z
+        ("2026-11-20T20:59:59-05:00", Age.EXPIRED),
+        ("2026-11-21T07:29:59.5+05:30", Age.EXPIRED),
+        ("2026-11-21T02:00:00", Age.FRESH),  # no offset: taken as UTC
+        ("2026-11-21T01:00:00", Age.EXPIRED),
+        ("not a date", Age.UNPARSEABLE),
+        ("", Age.UNPARSEABLE),
+        ("2026-11-21T25:00:00Z", Age.UNPARSEABLE),
+    ],
+)
+def test_iso8601_with_any_offset_compares_by_instant(value, expected):
+    assert iso_rule().classify({"ts": {"S": value}}) is expected
+
+
+@pytest.mark.parametrize(
+    "item",
+    [{}, {"ts": {"N": "1"}}, {"ts": {"NULL": True}}, {"ts": {"SS": ["x"]}}, {"ts": {"BOOL": True}}],
+)
+def test_missing_or_wrong_type_is_unparseable(item):
+    assert iso_rule().classify(item) is Age.UNPARSEABLE
+
+
+@pytest.mark.parametrize(
+    ("age_format", "value", "expected"),
+    [
+        ("epoch_seconds", str(int(CUTOFF.timestamp())), Age.FRESH),
+        ("epoch_seconds", str(int(CUTOFF.timestamp()) - 1), Age.EXPIRED),
+        ("epoch_seconds", f"{int(CUTOFF.timestamp()) - 1}.999999999", Age.EXPIRED),
+        ("epoch_seconds", "1e300", Age.FRESH),
+        ("epoch_seconds", "-5", Age.EXPIRED),
+        ("epoch_millis", str(int(CUTOFF.timestamp()) * 1000), Age.FRESH),
+        ("epoch_millis", str(int(CUTOFF.timestamp()) * 1000 - 1), Age.EXPIRED),
+    ],
+)
+def test_epoch_values_compare_exactly_at_the_boundary(age_format, value, expected):
+    rule = AgeRule("ts", age_format, CUTOFF)
+    assert rule.classify({"ts": {"N": value}}) is expected
+
+
+def test_epoch_as_string_is_unparseable():
+    rule = AgeRule("ts", "epoch_seconds", CUTOFF)
+    assert rule.classify({"ts": {"S": "1"}}) is Age.UNPARSEABLE
+
+
+@given(
+    delta=st.integers(min_value=-(10**9), max_value=10**9),
+    offset_minutes=st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_any_rendering_of_an_instant_classifies_like_the_instant(delta, offset_minutes):
+    instant = CUTOFF + timedelta(microseconds=delta)
+    zone = timezone(timedelta(minutes=offset_minutes))
+    text = instant.astimezone(zone).isoformat()
+    expected = Age.EXPIRED if delta < 0 else Age.FRESH
+    assert iso_rule().classify({"ts": {"S": text}}) is expected
+
+
+@given(delta_micros=st.integers(min_value=-(10**12), max_value=10**12))
+def test_epoch_millis_with_fractions_classify_like_the_instant(delta_micros):
+    cutoff_ms = int(CUTOFF.timestamp()) * 1000
+    whole, fraction = divmod(delta_micros, 1000)
+    value = f"{cutoff_ms + whole}.{fraction:03d}"
+    expected = Age.EXPIRED if delta_micros < 0 else Age.FRESH
+    assert AgeRule("ts", "epoch_millis", CUTOFF).classify({"ts": {"N": value}}) is expected
+
+
+def test_cutoff_travels_as_whole_utc_seconds():
+    moment = datetime(2026, 11, 23, 3, 0, 0, 123456, tzinfo=UTC)
+    assert format_instant(moment) == "2026-11-23T03:00:00Z"
+
+
+def test_config_values_map_to_dynamodb_types():
+    assert to_attribute_value(True) == {"BOOL": True}
+    assert to_attribute_value(1) == {"N": "1"}
+    assert to_attribute_value(1.5) == {"N": "1.5"}
+    assert to_attribute_value("1") == {"S": "1"}
+
+
+def test_delete_condition_pins_the_seen_age_and_the_where_clause():
+    (sweep,) = parse_sweeps(
+        [
+            {
+                "name": "s",
+                "table": "Workers",
+                "age_attribute": "status",
+                "age_format": "iso8601",
+                "max_age": "1h",
+                "where": "#c IN (:n1, :s1)",
+                "names": {"#c": "Completed"},
+                "values": {":n1": 1, ":s1": "1"},
+            }
+        ]
+    )
+    expressions = Expressions.build(sweep, ("WorkerId", "StartTime"))
+    assert expressions.delete_condition == "#sc_age = :sc_age AND (#c IN (:n1, :s1))"
+    assert expressions.delete_names == {"#sc_age": "status", "#c": "Completed"}
+    assert expressions.projection == "#sc_k0, #sc_k1, #sc_age"
+    assert expressions.filter == "#c IN (:n1, :s1)"
