@@ -29,6 +29,10 @@ KEY_SHAPES: dict[str, tuple[list[dict[str, str]], list[dict[str, str]]]] = {
 }
 
 
+# The seed-style `where`: Completed = 1 as a number or as a string; 0s and absent kept.
+COMPLETED_VALUES = [{"N": "1"}, {"S": "1"}, {"N": "1"}, {"N": "0"}, {"S": "0"}, None]
+
+
 def make_key(shape: str, index: int) -> dict[str, Any]:
     if shape == "hash_string":
         return {"id": {"S": f"item-{index:06d}"}}
@@ -113,9 +117,7 @@ def seed_table(
             item["ts"] = render_age(instant, age_format, rng)
         matches = True
         if with_where:
-            completed = rng.choice(
-                [{"N": "1"}, {"S": "1"}, {"N": "1"}, {"N": "0"}, {"S": "0"}, None]
-            )
+            completed = rng.choice(COMPLETED_VALUES)
             if completed is not None:
                 item["Completed"] = completed
             matches = completed in ({"N": "1"}, {"S": "1"})

@@ -117,6 +117,6 @@ def test_a_sweep_is_not_started_twice_while_its_run_is_running(stack, monkeypatc
 def test_auto_segments_come_from_the_table_size(stack, monkeypatch):
     create_table(stack.dynamodb, "Swept", "hash_string")
     seed_table(stack.dynamodb, "Swept", "hash_string", count=30, cutoff=now(), with_where=False)
-    run, drained = run_sweep(stack, monkeypatch, sweep_config(segments="auto"))
+    run, _ = run_sweep(stack, monkeypatch, sweep_config(segments="auto"))
     assert run.total_segments == 1
     assert run.totals.scanned == 30
