@@ -1,0 +1,1 @@
+"""The CDK app that deploys Scavenger: queues, ledger, planner and worker functions, alarms."""

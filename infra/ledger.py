@@ -1,0 +1,31 @@
+"""The ledger table: run and segment checkpoints, the source of truth for where a segment is."""
+
+from __future__ import annotations
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from constructs import Construct
+
+TTL_ATTRIBUTE = "expires_at"
+
+
+class LedgerTable(Construct):
+    """pk ``run_id``, sk ``part``; on demand, point-in-time recovery, items expire by TTL.
+
+    The table is retained when the stack is deleted: it holds the history of past runs.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str) -> None:
+        super().__init__(scope, construct_id)
+        self.table = dynamodb.Table(
+            self,
+            "Table",
+            partition_key=dynamodb.Attribute(name="run_id", type=dynamodb.AttributeType.STRING),
+            sort_key=dynamodb.Attribute(name="part", type=dynamodb.AttributeType.STRING),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+                point_in_time_recovery_enabled=True
+            ),
+            time_to_live_attribute=TTL_ATTRIBUTE,
+            removal_policy=RemovalPolicy.RETAIN,
+        )

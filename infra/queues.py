@@ -1,0 +1,50 @@
+"""The segment queue and its dead-letter queue, both FIFO."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+# Lambda's guidance for SQS event sources: visibility timeout at least six times the timeout.
+VISIBILITY_TIMEOUT_FACTOR = 6
+MAX_RECEIVE_COUNT = 5
+DLQ_RETENTION = Duration.days(14)
+QUEUE_RETENTION = Duration.days(4)
+
+
+class SweepQueues(Construct):
+    """One message per segment; a segment that fails ``MAX_RECEIVE_COUNT`` times parks in the DLQ.
+
+    Both queues are encrypted with SQS-managed keys and refuse requests not made over TLS. The
+    main queue runs FIFO high-throughput mode (deduplication and throughput per message group),
+    since every segment is its own group.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, worker_timeout: Duration) -> None:
+        super().__init__(scope, construct_id)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            fifo=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DLQ_RETENTION,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            fifo=True,
+            content_based_deduplication=False,
+            deduplication_scope=sqs.DeduplicationScope.MESSAGE_GROUP,
+            fifo_throughput_limit=sqs.FifoThroughputLimit.PER_MESSAGE_GROUP_ID,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=QUEUE_RETENTION,
+            visibility_timeout=Duration.seconds(
+                worker_timeout.to_seconds() * VISIBILITY_TIMEOUT_FACTOR
+            ),
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
+            ),
+        )
