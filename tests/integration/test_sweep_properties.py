@@ -1,0 +1,173 @@
+"""Property: for any small table, page size, time budget and fault mix, the run deletes
+exactly the items that were expired for the whole run, and counts each once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from moto import mock_aws
+
+from planner.plan import Planner
+from scavenger import aws
+from scavenger.config import parse_sweeps, sweeps_to_json
+from scavenger.ledger import Ledger
+from scavenger.provision import create_ledger_table, create_queues
+from scavenger.queue import SegmentQueue
+from scavenger.runtime import lambda_runtime
+from tests.conftest import LEDGER, REGION, FakeClock, FakeContext, Stack, drain
+from tests.dataset import remaining_keys
+from tests.faults import ErrorInjector, on_call, tick_per_call
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+NOW = datetime(2026, 11, 23, 2, 0, 0, tzinfo=UTC)
+MAX_AGE = timedelta(hours=48)
+CUTOFF = NOW - MAX_AGE
+
+item_strategy = st.fixed_dictionaries(
+    {
+        # seconds from the cutoff: negative is expired, zero and positive are fresh
+        "delta": st.one_of(st.integers(-5, 5), st.integers(-(10**7), 10**7)),
+        "garbage": st.sampled_from([None, None, None, None, "missing", "text", "wrong-type"]),
+        "zone": st.integers(-14 * 60, 14 * 60),
+        "completed": st.sampled_from([{"N": "1"}, {"S": "1"}, {"N": "0"}, None]),
+        "refreshed": st.booleans(),
+    }
+)
+
+
+def render(item, age_format):
+    if item["garbage"] == "missing":
+        return None
+    if item["garbage"] == "text":
+        return {"S": "soon"}
+    if item["garbage"] == "wrong-type":
+        return {"N": "7"} if age_format == "iso8601" else {"S": "7"}
+    instant = CUTOFF + timedelta(seconds=item["delta"])
+    if age_format == "epoch_seconds":
+        return {"N": str(int(instant.timestamp()))}
+    if age_format == "epoch_millis":
+        return {"N": str(int(instant.timestamp()) * 1000)}
+    return {"S": instant.astimezone(timezone(timedelta(minutes=item["zone"]))).isoformat()}
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    items=st.lists(item_strategy, max_size=40),
+    age_format=st.sampled_from(["iso8601", "epoch_seconds", "epoch_millis"]),
+    segments=st.integers(1, 4),
+    page_size=st.integers(1, 9),
+    tick=st.sampled_from([0.0, 0.05, 0.3]),
+    timeout=st.floats(3.0, 8.0),
+    throttle_rate=st.sampled_from([0.0, 0.0, 0.15]),
+)
+def test_deleted_set_is_exactly_the_expired_set(
+    monkeypatch, items, age_format, segments, page_size, tick, timeout, throttle_rate
+):
+    with mock_aws():
+        aws.reset_clients()
+        dynamodb = boto3.client("dynamodb", region_name=REGION)
+        sqs = boto3.client("sqs", region_name=REGION)
+        create_ledger_table(dynamodb, LEDGER)
+        queues = create_queues(sqs, "scavenger")
+        arn = sqs.get_queue_attributes(QueueUrl=queues.queue_url, AttributeNames=["QueueArn"])
+        stack = Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, "arn")
+        stack.queue_arn = arn["Attributes"]["QueueArn"]
+        dynamodb.create_table(
+            TableName="Swept",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        doomed, refreshed, unparseable = set(), set(), 0
+        for index, item in enumerate(items):
+            record = {"id": {"N": str(index)}}
+            age = render(item, age_format)
+            if age is not None:
+                record["ts"] = age
+            if item["completed"] is not None:
+                record["Completed"] = item["completed"]
+            dynamodb.put_item(TableName="Swept", Item=record)
+            matches = item["completed"] in ({"N": "1"}, {"S": "1"})
+            expired = item["garbage"] is None and item["delta"] < 0
+            unparseable += matches and item["garbage"] is not None
+            if matches and expired:
+                (refreshed if item["refreshed"] else doomed).add(index)
+
+        sweeps = parse_sweeps(
+            [
+                {
+                    "name": "prop",
+                    "table": "Swept",
+                    "age_attribute": "ts",
+                    "age_format": age_format,
+                    "max_age": "48h",
+                    "segments": segments,
+                    "where": "#c IN (:n1, :s1)",
+                    "names": {"#c": "Completed"},
+                    "values": {":n1": 1, ":s1": "1"},
+                }
+            ]
+        )
+        monkeypatch.setenv("SCAVENGER_SWEEPS", sweeps_to_json(sweeps))
+        monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
+        monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", LEDGER)
+        monkeypatch.setenv("SCAVENGER_PAGE_SIZE", str(page_size))
+        lambda_runtime.cache_clear()
+        ledger = Ledger(dynamodb, LEDGER)
+        planner = Planner(
+            ledger=ledger,
+            queue=SegmentQueue(sqs, queues.queue_url),
+            dynamodb=dynamodb,
+            clock=lambda: NOW,
+        )
+        run = planner.plan(sweeps[0])
+        lambda_runtime().sleep = lambda seconds: None
+
+        client = aws.client("dynamodb")
+        clock = FakeClock()
+        tick_per_call(client, lambda: clock.advance(tick))
+        if throttle_rate:
+            ErrorInjector(client, "DeleteItem", rate=throttle_rate, seed=len(items))
+            ErrorInjector(client, "Scan", rate=throttle_rate, seed=page_size)
+        refresh_value = (
+            {"S": "2999-01-01T00:00:00Z"} if age_format == "iso8601" else {"N": "99999999999999"}
+        )
+
+        def refresh(params):
+            index = int(params["Key"]["id"]["N"])
+            if index in refreshed:
+                dynamodb.update_item(
+                    TableName="Swept",
+                    Key={"id": {"N": str(index)}},
+                    UpdateExpression="SET ts = :fresh",
+                    ExpressionAttributeValues={":fresh": refresh_value},
+                )
+
+        on_call(client, "DeleteItem", refresh)
+
+        drain(
+            stack,
+            context_factory=lambda: FakeContext(clock, timeout_seconds=timeout),
+            max_invocations=2000,
+        )
+
+        left = {int(key[0][1]) for key in remaining_keys(dynamodb, "Swept")}
+        assert left == set(range(len(items))) - doomed
+        finished = ledger.get_run(run.run_id)
+        assert finished.status == "done"
+        totals = finished.totals
+        assert totals.deleted == len(doomed)
+        assert totals.skipped == len(refreshed)
+        assert totals.expired == len(doomed) + len(refreshed)
+        assert totals.unparseable == unparseable
+        assert totals.scanned == len(items)
+        aws.reset_clients()
