@@ -36,6 +36,9 @@ def common_options() -> argparse.ArgumentParser:
     parent.add_argument("--endpoint-url", help="AWS endpoint (default: $AWS_ENDPOINT_URL)")
     parent.add_argument("--region", help="AWS region (default: $AWS_REGION)")
     parent.add_argument(
+        "--stack", help="find the queue, DLQ and ledger in this CloudFormation stack's outputs"
+    )
+    parent.add_argument(
         "--json", action="store_true", help="print one JSON object on stdout, human text on stderr"
     )
     return parent

@@ -1,0 +1,110 @@
+import pytest
+from botocore.exceptions import ClientError
+
+from scavenger.errors import ConditionFailed, FatalError, RetryableError, classify
+from scavenger.retry import RetryPolicy
+from worker.sweep import Pacer
+
+
+class Budget:
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def remaining_seconds(self):
+        return self.seconds
+
+
+def client_error(code, status=400):
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "DeleteItem",
+    )
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "kind"),
+    [
+        ("ProvisionedThroughputExceededException", 400, RetryableError),
+        ("ThrottlingException", 400, RetryableError),
+        ("InternalServerError", 500, RetryableError),
+        ("Whatever", 503, RetryableError),
+        ("ConditionalCheckFailedException", 400, ConditionFailed),
+        ("AccessDeniedException", 400, FatalError),
+        ("ResourceNotFoundException", 400, FatalError),
+        ("ValidationException", 400, FatalError),
+    ],
+)
+def test_error_codes_map_to_domain_outcomes_in_one_place(code, status, kind):
+    assert isinstance(classify(client_error(code, status)), kind)
+
+
+def failing(times, error):
+    calls = {"n": 0}
+
+    def operation():
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise error
+        return "ok"
+
+    return operation, calls
+
+
+def test_throttled_call_is_retried_and_each_retry_counted():
+    retries = []
+    sleeps = []
+    policy = RetryPolicy(Budget(60), sleep=sleeps.append, on_retry=lambda: retries.append(1))
+    operation, calls = failing(3, client_error("ThrottlingException"))
+
+    assert policy.call(operation, "DeleteItem") == "ok"
+
+    assert calls["n"] == 4
+    assert len(retries) == 3
+    assert all(0 <= pause <= 5 for pause in sleeps)
+
+
+def test_retries_stop_when_the_budget_is_spent():
+    budget = Budget(10)
+    policy = RetryPolicy(budget, floor_seconds=2, sleep=lambda s: setattr(budget, "seconds", 1))
+    operation, calls = failing(100, client_error("ThrottlingException"))
+
+    with pytest.raises(RetryableError):
+        policy.call(operation, "Scan")
+
+    assert calls["n"] <= 3
+
+
+def test_waits_never_sleep_past_the_budget_floor():
+    sleeps = []
+    policy = RetryPolicy(Budget(2.5), floor_seconds=2, max_attempts=6, sleep=sleeps.append)
+    operation, _ = failing(100, client_error("ThrottlingException"))
+
+    with pytest.raises(RetryableError):
+        policy.call(operation, "Scan")
+
+    assert sleeps and max(sleeps) <= 0.5
+
+
+def test_fatal_and_condition_errors_are_not_retried():
+    policy = RetryPolicy(Budget(60), sleep=lambda s: None)
+    for error, kind in [
+        (client_error("AccessDeniedException"), FatalError),
+        (client_error("ConditionalCheckFailedException"), ConditionFailed),
+    ]:
+        operation, calls = failing(1, error)
+        with pytest.raises(kind):
+            policy.call(operation, "DeleteItem")
+        assert calls["n"] == 1
+
+
+def test_pacer_spaces_deletes_to_the_configured_rate():
+    now = {"t": 100.0}
+    pacer = Pacer(4, clock=lambda: now["t"])
+    delays = [pacer.delay() for _ in range(5)]
+    assert delays == [0.0, 0.25, 0.5, 0.75, 1.0]
+    now["t"] += 10
+    assert pacer.delay() == 0.0
+
+
+def test_pacer_without_a_rate_never_waits():
+    assert Pacer(0).delay() == 0.0
