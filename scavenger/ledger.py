@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from scavenger.errors import ConditionFailed
@@ -43,18 +44,28 @@ class Counts:
     skipped: int = 0
     unparseable: int = 0
     throttled: int = 0
+    # What the work cost: capacity units DynamoDB reported for Scan and DeleteItem,
+    # segment messages that finished or continued, and the time spent on them.
+    read_units: float = 0.0
+    write_units: float = 0.0
+    messages: int = 0
+    worker_ms: int = 0
 
     def __add__(self, other: Counts) -> Counts:
         return Counts(
             **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
         )
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, int | float]:
         return asdict(self)
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Counts:
-        return cls(**{f.name: int(item.get(f.name, {}).get("N", "0")) for f in fields(cls)})
+        values: dict[str, int | float] = {}
+        for counter in fields(cls):
+            raw = item.get(counter.name, {}).get("N", "0")
+            values[counter.name] = float(raw) if counter.type == "float" else int(Decimal(raw))
+        return cls(**values)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -130,7 +141,7 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _n(value: int) -> dict[str, str]:
+def _n(value: int | float) -> dict[str, str]:
     return {"N": str(value)}
 
 
@@ -336,14 +347,23 @@ class Ledger:
             values,
         )
 
-    def advance_hop(self, run_id: str, segment: int, hop: int) -> bool:
-        """After sending the continuation: hop := hop + 1, if it is still ``hop``."""
+    def advance_hop(self, run_id: str, segment: int, hop: int, usage: Counts) -> bool:
+        """After sending the continuation: hop := hop + 1, if it is still ``hop``.
+
+        ``usage`` (messages, worker_ms) is added in the same write.
+        """
         return self._update(
             run_id,
             segment,
-            "SET #hop = :next, #updated_at = :now",
+            "SET #hop = :next, #updated_at = :now ADD messages :messages, worker_ms :ms",
             "#hop = :hop",
-            {":hop": _n(hop), ":next": _n(hop + 1), ":now": _s(now_iso())},
+            {
+                ":hop": _n(hop),
+                ":next": _n(hop + 1),
+                ":now": _s(now_iso()),
+                ":messages": _n(usage.messages),
+                ":ms": _n(usage.worker_ms),
+            },
         )
 
     def record_failure(self, run_id: str, segment: int, error: str) -> bool:

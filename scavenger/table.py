@@ -11,6 +11,32 @@ from scavenger.message import Key
 from scavenger.retry import RetryPolicy
 
 
+@dataclass
+class Meter:
+    """What the data-plane calls of one message cost: retries and capacity units."""
+
+    retries: int = 0
+    read_units: float = 0.0
+    write_units: float = 0.0
+
+    def count_retry(self) -> None:
+        self.retries += 1
+
+    def snapshot(self) -> Meter:
+        return Meter(self.retries, self.read_units, self.write_units)
+
+    def since(self, earlier: Meter) -> Meter:
+        return Meter(
+            self.retries - earlier.retries,
+            self.read_units - earlier.read_units,
+            self.write_units - earlier.write_units,
+        )
+
+
+def _capacity(response: dict[str, Any]) -> float:
+    return float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
+
+
 @dataclass(frozen=True)
 class Page:
     items: list[dict[str, Any]]
@@ -36,14 +62,17 @@ class SweptTable:
         keys: tuple[str, ...],
         expressions: Expressions,
         retry: RetryPolicy,
+        meter: Meter | None = None,
     ):
         self.client = client
         self.table = table
         self.keys = keys
         self.expressions = expressions
         self.retry = retry
+        self.meter = meter or Meter()
         self._scan_base: dict[str, Any] = {
             "TableName": table,
+            "ReturnConsumedCapacity": "TOTAL",
             "ProjectionExpression": expressions.projection,
             "ExpressionAttributeNames": dict(expressions.projection_names),
         }
@@ -58,6 +87,7 @@ class SweptTable:
         if cursor is not None:
             request["ExclusiveStartKey"] = cursor
         response = self.retry.call(lambda: self.client.scan(**request), "Scan")
+        self.meter.read_units += _capacity(response)
         return Page(
             items=response.get("Items", []),
             scanned=int(response.get("ScannedCount", 0)),
@@ -72,16 +102,18 @@ class SweptTable:
         key = {name: item[name] for name in self.keys}
         values = {AGE_VALUE: age_value, **self.expressions.user_values}
         try:
-            self.retry.call(
+            response = self.retry.call(
                 lambda: self.client.delete_item(
                     TableName=self.table,
                     Key=key,
                     ConditionExpression=self.expressions.delete_condition,
                     ExpressionAttributeNames=self.expressions.delete_names,
                     ExpressionAttributeValues=values,
+                    ReturnConsumedCapacity="TOTAL",
                 ),
                 "DeleteItem",
             )
         except ConditionFailed:
             return False
+        self.meter.write_units += _capacity(response)
         return True

@@ -22,7 +22,7 @@ from scavenger.observability import logger
 from scavenger.queue import SegmentQueue
 from scavenger.retry import Budget, RetryPolicy
 from scavenger.runtime import Runtime
-from scavenger.table import SweptTable
+from scavenger.table import Meter, SweptTable
 
 
 class Outcome(enum.Enum):
@@ -48,20 +48,32 @@ class Tally:
     deleted: int = 0
     skipped: int = 0
     unparseable: int = 0
-    throttled: int = 0
+    usage: Meter = field(default_factory=Meter)
 
     def freeze(self) -> Counts:
-        return Counts(**vars(self))
+        return Counts(
+            scanned=self.scanned,
+            expired=self.expired,
+            deleted=self.deleted,
+            skipped=self.skipped,
+            unparseable=self.unparseable,
+            **_usage(self.usage),
+        )
 
     def only_deletions(self) -> Counts:
         """What a half-done page may record: its deleted items vanish from any rescan,
-        while everything else will be seen and counted again."""
+        while everything else will be seen and counted again. What it cost is real."""
         return Counts(
-            scanned=self.deleted,
-            expired=self.deleted,
-            deleted=self.deleted,
-            throttled=self.throttled,
+            scanned=self.deleted, expired=self.deleted, deleted=self.deleted, **_usage(self.usage)
         )
+
+
+def _usage(meter: Meter) -> dict[str, Any]:
+    return {
+        "throttled": meter.retries,
+        "read_units": meter.read_units,
+        "write_units": meter.write_units,
+    }
 
 
 class Pacer:
@@ -92,7 +104,7 @@ class SegmentSweeper:
     table: SweptTable
     queue: SegmentQueue
     deadline: Budget
-    throttles: Callable[[], int]
+    meter: Meter
     page_size: int
     max_hops: int
     floor_seconds: float
@@ -101,6 +113,7 @@ class SegmentSweeper:
     counts: Counts = field(default_factory=Counts)
 
     def run(self) -> SweepResult:
+        self.began = self.clock()
         state = self._claim()
         if isinstance(state, SweepResult):
             return state
@@ -112,26 +125,27 @@ class SegmentSweeper:
             if self.deadline.remaining_seconds() < self.floor_seconds + 1.5 * slowest_page:
                 return self._continue(cursor)
             started = self.clock()
-            throttled_before = self.throttles()
+            before = self.meter.snapshot()
             try:
                 page = self.table.scan_page(
                     self.message.segment, self.message.total_segments, cursor, self.page_size
                 )
             except RetryableError as exc:
                 logger.warning("scan gave up, continuing later", extra={"error": str(exc)})
-                throttled = Counts(throttled=self.throttles() - throttled_before)
-                if not self._checkpoint(checkpoints, cursor, throttled, False):
+                spent = Counts(**_usage(self.meter.since(before)))
+                if not self._checkpoint(checkpoints, cursor, spent, False):
                     return SweepResult(Outcome.SUPERSEDED, self.counts, "checkpoint lost")
                 return self._continue(cursor)
             tally = Tally(scanned=page.scanned)
             finished_page = self._sweep_page(page.items, rule, pacer, tally)
-            tally.throttled = self.throttles() - throttled_before
+            tally.usage = self.meter.since(before)
             if not finished_page:
                 if not self._checkpoint(checkpoints, cursor, tally.only_deletions(), False):
                     return SweepResult(Outcome.SUPERSEDED, self.counts, "checkpoint lost")
                 return self._continue(cursor)
             done = page.last_key is None
-            if not self._checkpoint(checkpoints, page.last_key, tally.freeze(), done):
+            counts = tally.freeze() + self._usage() if done else tally.freeze()
+            if not self._checkpoint(checkpoints, page.last_key, counts, done):
                 return SweepResult(Outcome.SUPERSEDED, self.counts, "checkpoint lost")
             checkpoints += 1
             cursor = page.last_key
@@ -220,8 +234,16 @@ class SegmentSweeper:
             self.ledger.record_failure(self.message.run_id, self.message.segment, error)
             raise FatalError(error)
         self.queue.send(self.message.continuation(cursor))
-        self.ledger.advance_hop(self.message.run_id, self.message.segment, self.message.hop)
+        usage = self._usage()
+        if self.ledger.advance_hop(
+            self.message.run_id, self.message.segment, self.message.hop, usage
+        ):
+            self.counts = self.counts + usage
         return SweepResult(Outcome.CONTINUED, self.counts)
+
+    def _usage(self) -> Counts:
+        """This message's share of the bill, recorded once with its last write."""
+        return Counts(messages=1, worker_ms=round((self.clock() - self.began) * 1000))
 
     def _finish_run(self) -> None:
         run = self.ledger.add_done_segment(self.message.run_id, self.message.segment)
@@ -231,19 +253,6 @@ class SegmentSweeper:
                 logger.info("run done", extra={"totals": totals.as_dict()})
 
 
-class RetryCounter:
-    """Counts retried data-plane calls (the ``throttled`` counter)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> None:
-        self.count += 1
-
-    def value(self) -> int:
-        return self.count
-
-
 def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -> SweepResult:
     """Wire the adapters for one message and sweep it."""
     settings = runtime.settings
@@ -251,14 +260,16 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
     if sweep.table != message.table:
         raise FatalError(f"message table {message.table!r} is not sweep's table {sweep.table!r}")
     margin = settings.safety_margin_seconds
-    retries = RetryCounter()
+    meter = Meter()
     # Data-plane calls give up while there is still time to checkpoint and continue;
     # ledger and queue calls may use that reserve.
-    data_retry = RetryPolicy(deadline, floor_seconds=margin, sleep=runtime.sleep, on_retry=retries)
+    data_retry = RetryPolicy(
+        deadline, floor_seconds=margin, sleep=runtime.sleep, on_retry=meter.count_retry
+    )
     control_retry = RetryPolicy(deadline, floor_seconds=margin / 10, sleep=runtime.sleep)
     keys = runtime.key_attributes(message.table, control_retry)
     table = SweptTable(
-        runtime.dynamodb, message.table, keys, Expressions.build(sweep, keys), data_retry
+        runtime.dynamodb, message.table, keys, Expressions.build(sweep, keys), data_retry, meter
     )
     return SegmentSweeper(
         message=message,
@@ -267,7 +278,7 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
         table=table,
         queue=SegmentQueue(runtime.sqs, settings.queue_url, control_retry),
         deadline=deadline,
-        throttles=retries.value,
+        meter=meter,
         page_size=settings.page_size,
         max_hops=settings.max_hops,
         floor_seconds=margin,

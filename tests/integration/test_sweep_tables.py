@@ -60,6 +60,9 @@ def test_exactly_the_expired_items_are_deleted_on_every_key_shape(
     assert run.totals.unparseable == truth.unparseable
     assert run.totals.scanned == truth.total
     assert run.totals.skipped == 0
+    # what it cost is recorded too: one message per segment here, capacity as reported
+    assert run.totals.messages == run.total_segments
+    assert run.totals.read_units > 0 and run.totals.write_units > 0
 
 
 @pytest.mark.parametrize("age_format", ["epoch_seconds", "epoch_millis"])
