@@ -1,0 +1,234 @@
+"""A local AWS on loopback: moto for SQS (and DynamoDB), or dynalite for DynamoDB.
+
+moto's ThreadedMotoServer runs in a child process of its own, so the emulator
+does not share a GIL with the fleet that drives it. dynalite runs under Node.
+Both children exit when their pipe from this process closes, so neither
+outlives it, even when it is killed; both run in their own session, so a
+Ctrl-C reaches only this process, which stops them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing.connection
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+from scavenger import aws
+from scavenger.errors import ScavengerError
+from scavenger.local.child import ChildProcess
+
+DynamoDBBackend = Literal["moto", "dynalite"]
+DYNAMODB_BACKENDS: tuple[DynamoDBBackend, ...] = ("moto", "dynalite")
+NODE_DIR = Path(__file__).parent / "node"
+DYNALITE_SCRIPT = NODE_DIR / "serve-dynalite.js"
+START_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 5.0
+# The emulators accept any credentials; these keep a real profile from being used.
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_SQS")
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where SQS and DynamoDB answer; the two differ when DynamoDB runs on dynalite."""
+
+    sqs: str
+    dynamodb: str
+    region: str
+
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
+        """A complete environment pointing every boto3 client at these endpoints.
+
+        One endpoint goes in ``AWS_ENDPOINT_URL``. Two go in boto3's service-specific
+        ``AWS_ENDPOINT_URL_SQS`` / ``AWS_ENDPOINT_URL_DYNAMODB``, and ``AWS_ENDPOINT_URL``
+        is removed: clients that pass it explicitly would otherwise override both.
+        """
+        env = {k: v for k, v in (os.environ if base is None else base).items()}
+        for name in ENDPOINT_VARIABLES:
+            env.pop(name, None)
+        if self.sqs == self.dynamodb:
+            env["AWS_ENDPOINT_URL"] = self.sqs
+        else:
+            env["AWS_ENDPOINT_URL_SQS"] = self.sqs
+            env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb
+        env["AWS_REGION"] = self.region
+        env["AWS_DEFAULT_REGION"] = self.region
+        for name, value in FAKE_CREDENTIALS.items():
+            env.setdefault(name, value)
+        return env
+
+    def client(self, service: Literal["sqs", "dynamodb"]) -> Any:
+        endpoint = self.sqs if service == "sqs" else self.dynamodb
+        return aws.client(service, endpoint_url=endpoint, region=self.region)
+
+
+class Emulator:
+    """Start the emulators an :class:`Endpoints` needs; stop them on exit.
+
+    ``endpoint_url`` uses a service that is already running for SQS (and for
+    DynamoDB unless ``dynamodb="dynalite"``): nothing is started for it.
+    """
+
+    def __init__(
+        self,
+        *,
+        dynamodb: DynamoDBBackend = "moto",
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ):
+        if dynamodb not in DYNAMODB_BACKENDS:
+            raise ScavengerError(
+                f"--dynamodb: {dynamodb!r} is not one of {', '.join(DYNAMODB_BACKENDS)}"
+            )
+        self.backend = dynamodb
+        self.endpoint_url = endpoint_url
+        self.region = aws.resolve_region(region)
+        self._moto: MotoProcess | None = None
+        self._dynalite: DynaliteProcess | None = None
+        self.endpoints: Endpoints | None = None
+
+    def start(self) -> Endpoints:
+        try:
+            if self.backend == "dynalite":
+                self._dynalite = DynaliteProcess.start()
+            sqs = self.endpoint_url
+            if sqs is None:
+                self._moto = MotoProcess.start()
+                sqs = self._moto.url
+            dynamodb = self._dynalite.url if self._dynalite else sqs
+        except BaseException:
+            self.stop()
+            raise
+        os.environ.update({k: v for k, v in FAKE_CREDENTIALS.items() if k not in os.environ})
+        self.endpoints = Endpoints(sqs=sqs, dynamodb=dynamodb, region=self.region)
+        return self.endpoints
+
+    def stop(self) -> None:
+        for child in (self._moto, self._dynalite):
+            if child is not None:
+                child.stop()
+        self._moto = self._dynalite = None
+        aws.reset_clients()
+
+    def __enter__(self) -> Endpoints:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class MotoProcess:
+    """moto's ThreadedMotoServer on a free loopback port, in a child process."""
+
+    def __init__(self, child: ChildProcess, port: int):
+        self.child = child
+        self.url = f"http://127.0.0.1:{port}"
+
+    @classmethod
+    def start(cls) -> MotoProcess:
+        child = ChildProcess("scavenger.local.emulator:serve_moto", None)
+        try:
+            if not child.connection.poll(START_TIMEOUT_SECONDS):
+                raise ScavengerError(f"moto did not start within {START_TIMEOUT_SECONDS:.0f}s")
+            port = child.connection.recv()
+        except EOFError:
+            child.kill()
+            raise ScavengerError("moto exited while starting") from None
+        except BaseException:
+            child.kill()
+            raise
+        return cls(child, int(port))
+
+    def stop(self) -> None:
+        self.child.stop("stop")
+
+
+def serve_moto(control: Connection, _: object) -> None:
+    """Child process: serve moto until told to stop or until the parent goes away."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    control.send(server.get_host_and_port()[1])
+    with contextlib.suppress(EOFError, OSError):
+        control.recv()
+    server.stop()
+
+
+class DynaliteProcess:
+    """dynalite (in memory) under Node on a free loopback port."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int):
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+
+    @classmethod
+    def start(cls) -> DynaliteProcess:
+        node = shutil.which("node")
+        if node is None:
+            raise ScavengerError(
+                "--dynamodb dynalite needs Node.js (node >= 20 on PATH); "
+                "install Node or use the default moto backend"
+            )
+        if not (NODE_DIR / "node_modules" / "dynalite").is_dir():
+            raise ScavengerError(
+                f"dynalite is not installed: run `npm ci --prefix {NODE_DIR}` (make setup does)"
+            )
+        process = subprocess.Popen(
+            [node, str(DYNALITE_SCRIPT), "0"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            # Its own session: a Ctrl-C in the terminal reaches us, and we stop it.
+            start_new_session=True,
+        )
+        try:
+            assert process.stdout is not None
+            line = _read_line(process, START_TIMEOUT_SECONDS)
+            port = int(line)
+        except BaseException:
+            _end_popen(process)
+            raise
+        return cls(process, port)
+
+    def stop(self) -> None:
+        _end_popen(self.process)
+
+
+def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
+    assert process.stdout is not None
+    ready = multiprocessing.connection.wait([process.stdout.fileno()], timeout)
+    line = process.stdout.readline() if ready else ""
+    if not line.strip().isdigit():
+        raise ScavengerError(
+            f"dynalite did not start within {timeout:.0f}s (exit code {process.poll()})"
+        )
+    return line.strip()
+
+
+def _end_popen(process: subprocess.Popen[str]) -> None:
+    for stream in (process.stdin, process.stdout):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        process.wait(STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
