@@ -79,7 +79,11 @@ class PipBundling:
         ]
 
     def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
-        """Build the asset in ``output_dir``; True tells CDK not to fall back to Docker."""
+        """Build the asset in ``output_dir``; True tells CDK not to fall back to Docker.
+
+        jsii passes the options as one positional struct, not as the keyword arguments that the
+        generated ``ILocalBundling`` protocol declares.
+        """
         del options
         if self.requirements:
             try:
@@ -108,7 +112,7 @@ def lambda_code(*, root: Path, runtime: lambda_.Runtime) -> lambda_.Code:
         bundling=cdk.BundlingOptions(
             # Never pulled: local bundling always succeeds or raises.
             image=runtime.bundling_image,
-            local=PipBundling(
+            local=PipBundling(  # type: ignore[arg-type]  # see try_bundle
                 root=root,
                 requirements=runtime_requirements(root / "pyproject.toml"),
                 python_version=python_version,
