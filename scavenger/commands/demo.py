@@ -1,0 +1,207 @@
+"""``scavenger demo``: the whole system on a local emulator, checked against the truth.
+
+Exit 0 only when nothing was wrongly deleted and nothing expired was missed.
+Progress and the report go to stderr; ``--json`` prints the report on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from scavenger.local.demo import DEFAULT_ITEMS, DEFAULT_TIMEOUT_SECONDS, DemoOptions, DemoReport
+from scavenger.local.emulator import DYNAMODB_BACKENDS
+from scavenger.local.fleet import default_workers
+
+DEFAULT_BATCH_SIZE = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--items", type=int, default=DEFAULT_ITEMS, help="items to seed (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--segments", type=int, help="parallel-scan segments (default: 4 per worker)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="concurrent invocations, each in its own process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_SECONDS,
+        help="function timeout in seconds; a short one (5) shows continuations "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help="records per invocation, 1..10 (default: %(default)s, one invocation per "
+        "segment message; Lambda's default is 10)",
+    )
+    parser.add_argument(
+        "--dynamodb",
+        choices=DYNAMODB_BACKENDS,
+        default="moto",
+        help="DynamoDB emulator; SQS always runs on moto (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, help="random seed for the demo data")
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        help="where the functions' logs go (default: a temporary file, kept only on failure)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    options = DemoOptions(
+        items=args.items,
+        segments=args.segments,
+        workers=args.workers,
+        timeout_seconds=args.timeout,
+        batch_size=_batch_size(args.batch_size),
+        dynamodb=args.dynamodb,
+        endpoint_url=args.endpoint_url,
+        region=args.region,
+        seed=args.seed,
+        log_path=args.log_file,
+    )
+    from scavenger.local.demo import run_demo  # imports boto3; after argument checks
+
+    console = Console(stderr=True)
+    with ProgressObserver(console) as observer:
+        report = run_demo(options, observer)
+    console.print(report_table(report))
+    if report.log_path:
+        console.print(f"function logs: {report.log_path}")
+    if args.json:
+        json.dump(report.as_dict(), sys.stdout)
+        sys.stdout.write("\n")
+    return 0 if report.ok else 1
+
+
+def _batch_size(value: int) -> int:
+    from scavenger.errors import ScavengerError
+
+    if not 1 <= value <= 10:
+        raise ScavengerError(f"--batch-size: {value} must be in 1..10")
+    return value
+
+
+class ProgressObserver:
+    """Progress bars on stderr: items seeded, then segments done with deletes and rate."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description:<9}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self._seed_task: TaskID | None = None
+        self._sweep_task: TaskID | None = None
+        self._sweep_started = 0.0
+
+    def __enter__(self) -> ProgressObserver:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.progress.stop()
+
+    def stage(self, text: str) -> None:
+        self.progress.console.print(f"[dim]- {text}")
+
+    def seeding(self, done: int, total: int) -> None:
+        if self._seed_task is None:
+            self._seed_task = self.progress.add_task("seeding", total=total, detail="items")
+        self.progress.update(self._seed_task, completed=done)
+
+    def sweeping(self, done_segments: int, total_segments: int, deleted: int) -> None:
+        if self._sweep_task is None:
+            self._sweep_started = time.monotonic()
+            self._sweep_task = self.progress.add_task("segments", total=total_segments, detail="")
+        elapsed = time.monotonic() - self._sweep_started
+        rate = deleted / elapsed if elapsed > 0 else 0.0
+        self.progress.update(
+            self._sweep_task,
+            completed=done_segments,
+            detail=f"{deleted:,} deleted  {rate:,.0f}/s",
+        )
+
+
+def report_table(report: DemoReport) -> Table:
+    data = report.as_dict()
+    verdict = "[bold green]PASS" if report.ok else "[bold red]FAIL"
+    table = Table(title=f"scavenger demo: {verdict}[/]  run {report.run_id}", title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("meaning", style="dim")
+    rows: list[tuple[str, str, str]] = [
+        ("items", f"{report.items:,}", "seeded into Workers"),
+        ("expired", f"{report.expired:,}", 'old enough and Completed 1 or "1" (the truth)'),
+        ("deleted", f"{report.deleted:,}", "gone from the table"),
+        ("kept", f"{report.kept:,}", "still in the table"),
+        ("wrongly deleted", _flag(report.wrongly_deleted), "not expired, yet gone (must be 0)"),
+        ("missed", _flag(report.missed), "expired, yet still there (must be 0)"),
+        ("skipped", f"{report.ledger.skipped:,}", "delete condition failed: changed or gone"),
+        ("unparseable", f"{report.ledger.unparseable:,}", "bad StartExecutionTime, never deleted"),
+        ("segments", f"{report.segments}", "parallel-scan segments (one message each)"),
+        (
+            "workers",
+            f"{report.workers}",
+            f"concurrent invocations, timeout {report.timeout_seconds:g}s",
+        ),
+        (
+            "invocations",
+            f"{report.fleet.invocations:,}",
+            f"{report.fleet.cold_starts} cold starts, {report.fleet.timeouts} killed at timeout",
+        ),
+        (
+            "continuations",
+            f"{report.fleet.continuations:,}",
+            "messages with hop > 0 (out of time, resumed)",
+        ),
+        ("DLQ", _flag(report.fleet.dlq), "messages past maxReceiveCount"),
+        ("seconds", f"{report.seconds:.1f}", "from planning to the run done"),
+        ("deleted / s", f"{data['deleted_per_second']:,.1f}", "deleted / seconds"),
+    ]
+    for name, value, meaning in rows:
+        table.add_row(name, value, meaning)
+    calls = report.fleet.api_calls
+    total = sum(calls.values())
+    table.add_section()
+    for operation, count in sorted(calls.items(), key=lambda pair: -pair[1]):
+        table.add_row(f"  {operation}", f"{count:,}", "API calls by the workers")
+    per_item = total / report.deleted if report.deleted else 0.0
+    table.add_row("API calls", f"{total:,}", f"{per_item:.2f} per deleted item")
+    return table
+
+
+def _flag(count: int) -> str:
+    return f"[green]{count:,}" if count == 0 else f"[red]{count:,}"

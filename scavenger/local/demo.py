@@ -1,0 +1,539 @@
+"""``scavenger demo``: the whole system on one machine, checked against the seeded truth.
+
+Seeds a table shaped like the original workload (WorkerId N, StartTime S,
+StartExecutionTime ISO-8601 with mixed UTC offsets, Completed as 1 or "1", about
+97.5 % expired), runs the real planner handler in a function container, runs the
+fleet on the queue until the run is done, then scans what is left: an item that
+was not expired but is gone is ``wrongly_deleted``; an expired one still there
+is ``missed``. Both must be 0.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from scavenger.config import Sweep, load_config, sweeps_to_json
+from scavenger.errors import ScavengerError
+from scavenger.expiry import parse_instant
+from scavenger.ledger import Counts, Ledger
+from scavenger.local.emulator import DynamoDBBackend, Emulator, Endpoints
+from scavenger.local.fleet import BATCH_SIZE, Fleet, FleetOptions, FleetStats, default_workers
+from scavenger.local.function import Container, FunctionSpec
+from scavenger.provision import create_ledger_table, create_queues
+
+DEFAULT_ITEMS = 20_000
+DEFAULT_TIMEOUT_SECONDS = 30.0
+SWEEP_NAME = "stale-workers"
+MAX_AGE = timedelta(hours=48)
+# Items are never seeded closer than this to the cutoff, so the truth does not
+# depend on how long seeding takes before the planner fixes the cutoff.
+BOUNDARY_MARGIN = timedelta(hours=1)
+# Shares of the items that must survive (about 2.5 % in all, as in the original table).
+FRESH_SHARE = 0.012
+INCOMPLETE_SHARE = 0.010
+UNPARSEABLE_SHARE = 0.003
+OFFSETS = ("Z", "+00:00", "+05:30", "-08:00", "+14:00", "-12:00", "+09:00", "-03:30")
+SEED_THREADS = 4
+BATCH_WRITE_SIZE = 25
+PROGRESS_INTERVAL_SECONDS = 0.5
+
+
+class DemoObserver(Protocol):
+    """What the demo reports as it goes (the CLI draws progress bars from it)."""
+
+    def stage(self, text: str) -> None: ...
+    def seeding(self, done: int, total: int) -> None: ...
+    def sweeping(self, done_segments: int, total_segments: int, deleted: int) -> None: ...
+
+
+class QuietObserver:
+    def stage(self, text: str) -> None:
+        pass
+
+    def seeding(self, done: int, total: int) -> None:
+        pass
+
+    def sweeping(self, done_segments: int, total_segments: int, deleted: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    items: int = DEFAULT_ITEMS
+    segments: int | None = None
+    workers: int = field(default_factory=default_workers)
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    dynamodb: DynamoDBBackend = "moto"
+    endpoint_url: str | None = None
+    region: str | None = None
+    seed: int | None = None
+    retry_delay: int = 1
+    batch_size: int = BATCH_SIZE
+    page_size: int | None = None
+    log_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.items < 1:
+            raise ScavengerError(f"--items: {self.items} must be at least 1")
+        if self.segments is not None and not 1 <= self.segments <= 10_000:
+            raise ScavengerError(f"--segments: {self.segments} must be in 1..10000")
+        if self.workers < 1:
+            raise ScavengerError(f"--workers: {self.workers} must be at least 1")
+        if not self.timeout_seconds >= 3:
+            raise ScavengerError(
+                f"--timeout: {self.timeout_seconds:g} must be at least 3 seconds "
+                "(the worker keeps 1.5 s in reserve to checkpoint and continue)"
+            )
+
+    @property
+    def total_segments(self) -> int:
+        return self.segments if self.segments is not None else 4 * self.workers
+
+
+@dataclass(frozen=True)
+class SeededItem:
+    """The truth about one seeded item, kept apart from how it is written."""
+
+    key: tuple[int, str]
+    instant: datetime | None  # None: the age attribute is missing, mistyped or garbage
+    completed: bool
+
+    def expired(self, cutoff: datetime) -> bool:
+        return self.completed and self.instant is not None and self.instant < cutoff
+
+
+@dataclass
+class DemoReport:
+    run_id: str
+    backend: str
+    items: int
+    expired: int
+    deleted: int
+    kept: int
+    wrongly_deleted: int
+    missed: int
+    seconds: float
+    segments: int
+    workers: int
+    timeout_seconds: float
+    fleet: FleetStats
+    ledger: Counts
+    seed_seconds: float
+    total_seconds: float
+    log_path: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.wrongly_deleted == 0 and self.missed == 0
+
+    @property
+    def deleted_per_second(self) -> float:
+        return self.deleted / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "run_id": self.run_id,
+            "dynamodb": self.backend,
+            "items": self.items,
+            "expired": self.expired,
+            "deleted": self.deleted,
+            "kept": self.kept,
+            "wrongly_deleted": self.wrongly_deleted,
+            "missed": self.missed,
+            "skipped": self.ledger.skipped,
+            "unparseable": self.ledger.unparseable,
+            "throttled": self.ledger.throttled,
+            "ledger_deleted": self.ledger.deleted,
+            "seconds": round(self.seconds, 3),
+            "deleted_per_second": round(self.deleted_per_second, 1),
+            "segments": self.segments,
+            "workers": self.workers,
+            "timeout": self.timeout_seconds,
+            "invocations": self.fleet.invocations,
+            "continuations": self.fleet.continuations,
+            "timeouts": self.fleet.timeouts,
+            "cold_starts": self.fleet.cold_starts,
+            "failed_records": self.fleet.failed,
+            "dlq": self.fleet.dlq,
+            "api_calls": dict(sorted(self.fleet.api_calls.items())),
+            "poller_calls": dict(sorted(self.fleet.poller_calls.items())),
+            "seed_seconds": round(self.seed_seconds, 3),
+            "total_seconds": round(self.total_seconds, 3),
+            "log_file": self.log_path,
+        }
+
+
+# -- the data -------------------------------------------------------------------------
+
+
+def generate_items(
+    count: int, now: datetime, rng: random.Random
+) -> Iterator[tuple[dict[str, Any], SeededItem]]:
+    """Items like the original table's, with the truth about each one."""
+    for index in range(count):
+        worker_id = index // 4 + 1
+        start_time = (now - timedelta(days=40) + timedelta(seconds=index)).strftime(
+            "%Y-%m-%dT%H:%M:%S.%f"
+        )[:-3] + "Z"
+        draw = rng.random()
+        completed = True
+        age_text: dict[str, str] | None
+        if draw < UNPARSEABLE_SHARE:
+            age_text = rng.choice([{"S": "not a date"}, {"N": "1700000000"}, {"S": ""}, None])
+            instant = None
+        else:
+            if draw < UNPARSEABLE_SHARE + FRESH_SHARE:
+                age = _age(rng, fresh=True)
+            else:
+                age = _age(rng, fresh=False)
+                if draw < UNPARSEABLE_SHARE + FRESH_SHARE + INCOMPLETE_SHARE:
+                    completed = False
+            instant = now - age
+            age_text = {"S": _iso(instant, rng.choice(OFFSETS), rng.random() < 0.5)}
+        completed_value = (
+            rng.choice([{"N": "1"}, {"S": "1"}])
+            if completed
+            else rng.choice([{"N": "0"}, {"S": "0"}])
+        )
+        item: dict[str, Any] = {
+            "WorkerId": {"N": str(worker_id)},
+            "StartTime": {"S": start_time},
+            "Completed": completed_value,
+            "Host": {"S": f"worker-{worker_id % 97:02d}"},
+        }
+        if age_text is not None:
+            item["StartExecutionTime"] = age_text
+        yield item, SeededItem(key=(worker_id, start_time), instant=instant, completed=completed)
+
+
+def _age(rng: random.Random, *, fresh: bool) -> timedelta:
+    """An age well clear of MAX_AGE; a third of them within 15 h of it, where a
+    comparison that ignored the UTC offset would get them wrong."""
+    near = rng.random() < 1 / 3
+    if fresh:
+        high = MAX_AGE - BOUNDARY_MARGIN
+        low = high - timedelta(hours=14) if near else timedelta(minutes=1)
+    else:
+        low = MAX_AGE + BOUNDARY_MARGIN
+        high = low + timedelta(hours=14) if near else timedelta(days=30)
+    return low + (high - low) * rng.random()
+
+
+def _iso(instant: datetime, offset: str, millis: bool) -> str:
+    if offset == "Z":
+        zone = UTC
+    else:
+        sign = -1 if offset[0] == "-" else 1
+        hours, minutes = offset[1:].split(":")
+        zone = timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
+    text = instant.astimezone(zone).isoformat(timespec="milliseconds" if millis else "seconds")
+    return text.replace("+00:00", "Z") if offset == "Z" else text
+
+
+# -- the run --------------------------------------------------------------------------
+
+
+@dataclass
+class DemoResources:
+    table: str
+    ledger_table: str
+    queue_url: str
+    dlq_url: str
+
+
+def run_demo(options: DemoOptions, observer: DemoObserver | None = None) -> DemoReport:
+    """Start the emulator, seed, plan, sweep with the fleet, verify; stop everything.
+
+    The functions' logs go to ``options.log_path``, or to a temporary file that is
+    removed when the check passes and kept (and named in the report) when it fails.
+    """
+    observer = observer or QuietObserver()
+    started = time.monotonic()
+    log_path = options.log_path or _temporary_log()
+    try:
+        with tempfile.TemporaryDirectory(prefix="scavenger-demo-") as workdir:
+            emulator = Emulator(
+                dynamodb=options.dynamodb, endpoint_url=options.endpoint_url, region=options.region
+            )
+            observer.stage(f"starting the emulator (DynamoDB on {options.dynamodb})")
+            with emulator as endpoints:
+                report = _run(options, endpoints, Path(workdir), log_path, observer, started)
+    except BaseException as exc:
+        exc.add_note(f"function logs: {log_path}")
+        raise
+    if report.ok and options.log_path is None:
+        log_path.unlink(missing_ok=True)
+    else:
+        report.log_path = str(log_path)
+    return report
+
+
+def _temporary_log() -> Path:
+    handle, name = tempfile.mkstemp(prefix="scavenger-demo-", suffix=".log")
+    os.close(handle)
+    return Path(name)
+
+
+def _run(
+    options: DemoOptions,
+    endpoints: Endpoints,
+    workdir: Path,
+    log_path: Path,
+    observer: DemoObserver,
+    started: float,
+) -> DemoReport:
+    dynamodb = endpoints.client("dynamodb")
+    sqs = endpoints.client("sqs")
+    suffix = f"-{secrets.token_hex(3)}" if options.endpoint_url else ""
+    observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
+    resources = _create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
+    sweep = _write_config(workdir / "scavenger.toml", resources.table, options.total_segments)
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    rng = random.Random(options.seed)
+    seed_started = time.monotonic()
+    truth = _seed(dynamodb, resources.table, options.items, now, rng, observer)
+    seed_seconds = time.monotonic() - seed_started
+
+    environment = endpoints.environment()
+    environment |= {
+        "SCAVENGER_SWEEPS": sweeps_to_json((sweep,)),
+        "SCAVENGER_QUEUE_URL": resources.queue_url,
+        "SCAVENGER_DLQ_URL": resources.dlq_url,
+        "SCAVENGER_LEDGER_TABLE": resources.ledger_table,
+        "POWERTOOLS_SERVICE_NAME": "scavenger",
+    }
+    if options.page_size:
+        environment["SCAVENGER_PAGE_SIZE"] = str(options.page_size)
+
+    observer.stage("planning the run (planner handler)")
+    sweep_started = time.monotonic()
+    run_id, total_segments = _plan(environment, endpoints.region, log_path)
+    ledger = Ledger(dynamodb, resources.ledger_table)
+    run = ledger.get_run(run_id)
+    if run is None:
+        raise RuntimeError(f"the planner reported run {run_id}, but the ledger has no such run")
+    cutoff = parse_instant(run.cutoff)
+
+    observer.stage(f"sweeping {total_segments} segments with {options.workers} workers")
+    monitor = RunMonitor(ledger, run_id, total_segments, observer)
+    fleet = Fleet(
+        FleetOptions(
+            queue_url=resources.queue_url,
+            workers=options.workers,
+            timeout_seconds=options.timeout_seconds,
+            environment=environment,
+            region=endpoints.region,
+            retry_delay=options.retry_delay,
+            batch_size=options.batch_size,
+            log_path=log_path,
+        ),
+        sqs,
+    )
+    stats = fleet.run(until=monitor.done, on_tick=monitor.tick)
+    monitor.refresh()
+    seconds = time.monotonic() - sweep_started
+
+    observer.stage("checking the table against the seeded truth")
+    remaining = _remaining_keys(dynamodb, resources.table)
+    expired_keys = {item.key for item in truth if item.expired(cutoff)}
+    all_keys = {item.key for item in truth}
+    run = ledger.get_run(run_id)
+    totals = run.totals if run and run.totals else monitor.counts
+    report = DemoReport(
+        run_id=run_id,
+        backend=options.dynamodb,
+        items=len(all_keys),
+        expired=len(expired_keys),
+        deleted=len(all_keys - remaining),
+        kept=len(remaining & all_keys),
+        wrongly_deleted=len((all_keys - expired_keys) - remaining),
+        missed=len(expired_keys & remaining),
+        seconds=seconds,
+        segments=total_segments,
+        workers=options.workers,
+        timeout_seconds=options.timeout_seconds,
+        fleet=stats,
+        ledger=totals,
+        seed_seconds=seed_seconds,
+        total_seconds=time.monotonic() - started,
+    )
+    _check_boundary(now, cutoff)
+    return report
+
+
+def _check_boundary(seeded_at: datetime, cutoff: datetime) -> None:
+    drift = abs((seeded_at - MAX_AGE) - cutoff)
+    if drift >= BOUNDARY_MARGIN:
+        raise RuntimeError(
+            f"the cutoff moved {drift} from the seeding time: the seeded truth no longer holds"
+        )
+
+
+def _create_resources(dynamodb: Any, sqs: Any, suffix: str, timeout: float) -> DemoResources:
+    table = f"Workers{suffix}"
+    ledger_table = f"scavenger-ledger{suffix}"
+    try:
+        dynamodb.create_table(
+            TableName=table,
+            AttributeDefinitions=[
+                {"AttributeName": "WorkerId", "AttributeType": "N"},
+                {"AttributeName": "StartTime", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "WorkerId", "KeyType": "HASH"},
+                {"AttributeName": "StartTime", "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        dynamodb.get_waiter("table_exists").wait(TableName=table)
+        try:
+            create_ledger_table(dynamodb, ledger_table)
+        except ClientError as exc:
+            # dynalite has no UpdateTimeToLive; the ledger works without expiry.
+            if exc.response.get("Error", {}).get("Code") != "UnknownOperationException":
+                raise
+        # DESIGN: the visibility timeout is at least 6x the worker timeout.
+        queues = create_queues(sqs, f"scavenger-demo{suffix}", visibility_timeout=int(6 * timeout))
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in ("ResourceInUseException", "QueueAlreadyExists"):
+            raise ScavengerError(f"demo resources already exist at the endpoint: {exc}") from None
+        raise
+    return DemoResources(table, ledger_table, queues.queue_url, queues.dlq_url)
+
+
+def _write_config(path: Path, table: str, segments: int) -> Sweep:
+    """The sweep, as a user would write it, read back by the real config parser."""
+    path.write_text(
+        "[[sweeps]]\n"
+        f'name = "{SWEEP_NAME}"\n'
+        f'table = "{table}"\n'
+        'age_attribute = "StartExecutionTime"\n'
+        'age_format = "iso8601"\n'
+        'max_age = "48h"\n'
+        'where = "#c IN (:n1, :s1)"\n'
+        'names = { "#c" = "Completed" }\n'
+        'values = { ":n1" = 1, ":s1" = "1" }\n'
+        f"segments = {segments}\n",
+        encoding="utf-8",
+    )
+    return load_config(path).sweep(SWEEP_NAME)
+
+
+def _seed(
+    dynamodb: Any,
+    table: str,
+    count: int,
+    now: datetime,
+    rng: random.Random,
+    observer: DemoObserver,
+) -> list[SeededItem]:
+    """BatchWriteItem from a few threads; unprocessed items are retried."""
+    items: list[dict[str, Any]] = []
+    truth: list[SeededItem] = []
+    for item, seeded in generate_items(count, now, rng):
+        items.append(item)
+        truth.append(seeded)
+    batches = [items[n : n + BATCH_WRITE_SIZE] for n in range(0, len(items), BATCH_WRITE_SIZE)]
+    written = 0
+    lock = threading.Lock()
+    observer.seeding(0, count)
+
+    def write(batch: list[dict[str, Any]]) -> None:
+        nonlocal written
+        requests: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in batch]}
+        for attempt in range(10):
+            response = dynamodb.batch_write_item(RequestItems=requests)
+            requests = response.get("UnprocessedItems") or {}
+            if not requests:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        else:
+            raise RuntimeError("seeding: BatchWriteItem kept returning unprocessed items")
+        with lock:
+            written += len(batch)
+            observer.seeding(written, count)
+
+    with ThreadPoolExecutor(SEED_THREADS, thread_name_prefix="seed") as pool:
+        for future in [pool.submit(write, batch) for batch in batches]:
+            future.result()
+    return truth
+
+
+def _plan(environment: dict[str, str], region: str, log_path: Path) -> tuple[str, int]:
+    """Invoke the real planner handler in a function container, as the schedule would."""
+    container = Container(
+        FunctionSpec(
+            handler="planner.handler.handler",
+            environment=environment,
+            timeout_seconds=60,
+            name="scavenger-planner",
+            region=region,
+            log_path=log_path,
+        )
+    )
+    try:
+        result = container.invoke({"sweep": SWEEP_NAME, "dry_run": False}).result
+    finally:
+        container.close()
+    (run,) = result["runs"]
+    if not run.get("started"):
+        raise RuntimeError(f"the planner did not start a run: {run.get('reason')}")
+    return str(run["run_id"]), int(run["segments"])
+
+
+class RunMonitor:
+    """Polls the ledger for the run's progress (segments done, items deleted)."""
+
+    def __init__(self, ledger: Ledger, run_id: str, total: int, observer: DemoObserver):
+        self.ledger = ledger
+        self.run_id = run_id
+        self.total = total
+        self.observer = observer
+        self.counts = Counts()
+        self.finished = False
+        self._last = 0.0
+
+    def tick(self, _: FleetStats) -> None:
+        if time.monotonic() - self._last >= PROGRESS_INTERVAL_SECONDS:
+            self.refresh()
+
+    def refresh(self) -> None:
+        self._last = time.monotonic()
+        segments = self.ledger.list_segments(self.run_id)
+        self.counts = sum((segment.counts for segment in segments), Counts())
+        done = sum(1 for segment in segments if segment.status == "done")
+        run = self.ledger.get_run(self.run_id)
+        self.finished = run is not None and run.status == "done"
+        self.observer.sweeping(done, self.total, self.counts.deleted)
+
+    def done(self) -> bool:
+        return self.finished
+
+
+def _remaining_keys(dynamodb: Any, table: str) -> set[tuple[int, str]]:
+    keys: set[tuple[int, str]] = set()
+    request: dict[str, Any] = {"TableName": table, "ProjectionExpression": "WorkerId, StartTime"}
+    while True:
+        page = dynamodb.scan(**request)
+        keys.update(
+            (int(item["WorkerId"]["N"]), item["StartTime"]["S"]) for item in page.get("Items", [])
+        )
+        if "LastEvaluatedKey" not in page:
+            return keys
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
