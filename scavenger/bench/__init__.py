@@ -1,0 +1,1 @@
+"""Benchmarks behind ``scavenger bench``: measured, never asserted in tests."""

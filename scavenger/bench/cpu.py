@@ -1,0 +1,245 @@
+"""Worker CPU per deleted item against a bare boto3 Scan + DeleteItem loop,
+both on the same canned responses (no network, no emulator)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import statistics
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from scavenger.bench.canned import canned_client
+from scavenger.config import parse_sweeps
+from scavenger.expiry import Expressions
+from scavenger.message import SegmentMessage
+from scavenger.observability import logger
+from scavenger.runtime import Runtime
+from scavenger.settings import Settings
+from worker.handler import handler as worker_handler
+
+TABLE = "Workers"
+KEYS = ("WorkerId", "StartTime")
+CUTOFF = datetime(2026, 11, 21, 2, 0, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class CpuResult:
+    items: int
+    worker_us_per_item: float
+    bare_us_per_item: float
+
+    @property
+    def ratio(self) -> float:
+        return self.worker_us_per_item / self.bare_us_per_item
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "worker_cpu_us_per_deleted_item": round(self.worker_us_per_item, 1),
+            "bare_boto3_cpu_us_per_deleted_item": round(self.bare_us_per_item, 1),
+            "worker_vs_bare_cpu": round(self.ratio, 3),
+        }
+
+
+def _page(pages: int, page_size: int) -> Any:
+    """A Scan responder: ``pages`` pages of expired items, then the end."""
+    served = {"pages": 0}
+    expired = (CUTOFF - timedelta(days=3)).isoformat().replace("+00:00", "Z")
+
+    def scan(request: dict[str, Any]) -> dict[str, Any]:
+        page = served["pages"] % pages
+        served["pages"] += 1
+        items = [
+            {
+                "WorkerId": {"N": str(page * page_size + index)},
+                "StartTime": {"S": f"2026-11-{index % 28 + 1:02d}T00:00:00Z"},
+                "StartExecutionTime": {"S": expired},
+            }
+            for index in range(page_size)
+        ]
+        response: dict[str, Any] = {
+            "Items": items,
+            "Count": page_size,
+            "ScannedCount": page_size,
+            "ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 64.0},
+        }
+        if page < pages - 1:
+            response["LastEvaluatedKey"] = {k: items[-1][k] for k in KEYS}
+        return response
+
+    return scan
+
+
+def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
+    part = request["Key"]["part"]["S"]
+    if part == "RUN":
+        return {}
+    item = {
+        "run_id": {"S": "bench"},
+        "part": {"S": part},
+        "status": {"S": "pending"},
+        "hop": {"N": "0"},
+        "cursor": {"S": "null"},
+        "checkpoints": {"N": "0"},
+    }
+    return {"Item": item}
+
+
+def _run_item(request: dict[str, Any]) -> dict[str, Any]:
+    if request.get("ReturnValues") != "ALL_NEW":
+        return {}
+    return {
+        "Attributes": {
+            "run_id": {"S": "bench"},
+            "part": {"S": "RUN"},
+            "sweep": {"S": "bench"},
+            "table": {"S": TABLE},
+            "total_segments": {"N": "2"},
+            "cutoff": {"S": "2026-11-21T02:00:00Z"},
+            "dry_run": {"BOOL": False},
+            "created_at": {"S": "2026-11-23T02:00:00Z"},
+            "status": {"S": "running"},
+            "done_segments": {"NS": ["0"]},
+        }
+    }
+
+
+def _dynamodb(pages: int, page_size: int) -> Any:
+    return canned_client(
+        "dynamodb",
+        {
+            "Scan": _page(pages, page_size),
+            "DeleteItem": lambda r: {
+                "ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 1.0}
+            },
+            "DescribeTable": lambda r: {
+                "Table": {
+                    "TableName": TABLE,
+                    "KeySchema": [
+                        {"AttributeName": "WorkerId", "KeyType": "HASH"},
+                        {"AttributeName": "StartTime", "KeyType": "RANGE"},
+                    ],
+                }
+            },
+            "GetItem": _ledger_segment,
+            "UpdateItem": _run_item,
+        },
+    )
+
+
+SWEEP = {
+    "name": "bench",
+    "table": TABLE,
+    "age_attribute": "StartExecutionTime",
+    "age_format": "iso8601",
+    "max_age": "48h",
+    "where": "#c IN (:n1, :s1)",
+    "names": {"#c": "Completed"},
+    "values": {":n1": 1, ":s1": "1"},
+}
+
+
+class _Context:
+    function_name = "bench"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:bench"
+    aws_request_id = "bench"
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return 900_000
+
+
+def worker_cpu(pages: int, page_size: int) -> float:
+    """CPU seconds for the worker handler to sweep one segment of pages x page_size."""
+    sweeps = parse_sweeps([SWEEP])
+    sqs = canned_client("sqs", {"SendMessage": lambda r: {"MessageId": "m"}})
+    runtime = Runtime(
+        settings=Settings(
+            queue_url="https://canned.invalid/q.fifo", ledger_table="ledger", page_size=page_size
+        ),
+        sweeps=sweeps,
+        dynamodb=_dynamodb(pages, page_size),
+        sqs=sqs,
+    )
+    message = SegmentMessage("bench", "bench", TABLE, 1, 2, CUTOFF)
+    event = {
+        "Records": [
+            {
+                "messageId": "m-1",
+                "receiptHandle": "r",
+                "body": message.to_json(),
+                "attributes": {"MessageGroupId": message.group_id},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q.fifo",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    }
+    from scavenger import runtime as runtime_module
+
+    original = runtime_module.lambda_runtime
+    import worker.handler as handler_module
+
+    handler_module.lambda_runtime = lambda: runtime  # type: ignore[assignment]
+    # Logs and EMF lines are written as in Lambda (their cost counts), into a buffer.
+    log_stream = logger.registered_handler.setStream(io.StringIO())
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            started = time.process_time()
+            response = worker_handler(event, _Context())
+            spent = time.process_time() - started
+    finally:
+        handler_module.lambda_runtime = original
+        logger.registered_handler.setStream(log_stream)
+    if response["batchItemFailures"]:
+        raise RuntimeError(f"benchmark worker failed: {response}")
+    return spent
+
+
+def bare_cpu(pages: int, page_size: int) -> float:
+    """CPU seconds for Scan pages and a conditional DeleteItem per item, bare boto3."""
+    client = _dynamodb(pages, page_size)
+    expressions = Expressions.build(parse_sweeps([SWEEP])[0], KEYS)
+    started = time.process_time()
+    cursor = None
+    while True:
+        request: dict[str, Any] = {"TableName": TABLE, "Segment": 1, "TotalSegments": 2}
+        if cursor:
+            request["ExclusiveStartKey"] = cursor
+        page = client.scan(**request)
+        for item in page["Items"]:
+            client.delete_item(
+                TableName=TABLE,
+                Key={name: item[name] for name in KEYS},
+                ConditionExpression=expressions.delete_condition,
+                ExpressionAttributeNames=expressions.delete_names,
+                ExpressionAttributeValues={
+                    ":sc_age": item["StartExecutionTime"],
+                    **expressions.user_values,
+                },
+            )
+        cursor = page.get("LastEvaluatedKey")
+        if not cursor:
+            return time.process_time() - started
+
+
+def measure(pages: int = 10, page_size: int = 500, repeats: int = 3) -> CpuResult:
+    """Medians of ``repeats`` alternating runs of each, after one warm-up of each."""
+    worker_cpu(1, 50)
+    bare_cpu(1, 50)
+    worker, bare = [], []
+    for _ in range(repeats):
+        worker.append(worker_cpu(pages, page_size))
+        bare.append(bare_cpu(pages, page_size))
+    items = pages * page_size
+    return CpuResult(
+        items=items,
+        worker_us_per_item=statistics.median(worker) / items * 1e6,
+        bare_us_per_item=statistics.median(bare) / items * 1e6,
+    )
