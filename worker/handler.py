@@ -24,7 +24,11 @@ from worker.sweep import sweep_message
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    runtime = lambda_runtime()
+    return handle(event, context, lambda_runtime())
+
+
+def handle(event: dict[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
+    """The batch, with the container's runtime passed in (tests and benchmarks build their own)."""
     deadline = Deadline(context.get_remaining_time_in_millis)
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     # Report a batch whose records all failed like any other partial failure, so the

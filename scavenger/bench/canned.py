@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import boto3
 from botocore.awsrequest import AWSResponse
@@ -39,7 +39,7 @@ def canned_client(service: str, responders: dict[str, Responder]) -> Any:
         payload = json.loads(request.body or b"{}")
         body = json.dumps(responders[operation](payload)).encode()
         headers = {"content-type": "application/x-amz-json-1.0", "x-amzn-requestid": "canned"}
-        return AWSResponse("https://canned.invalid", 200, headers, _Body(body))
+        return AWSResponse("https://canned.invalid", 200, cast(Any, headers), _Body(body))
 
     service_id = client.meta.service_model.service_id.hyphenize()
     client.meta.events.register(f"before-send.{service_id}", answer)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from scavenger.bench.canned import canned_client
 from scavenger.config import parse_sweeps
@@ -18,7 +19,7 @@ from scavenger.message import SegmentMessage
 from scavenger.observability import logger
 from scavenger.runtime import Runtime
 from scavenger.settings import Settings
-from worker.handler import handler as worker_handler
+from worker.handler import handle
 
 TABLE = "Workers"
 KEYS = ("WorkerId", "StartTime")
@@ -181,22 +182,17 @@ def worker_cpu(pages: int, page_size: int) -> float:
             }
         ]
     }
-    from scavenger import runtime as runtime_module
-
-    original = runtime_module.lambda_runtime
-    import worker.handler as handler_module
-
-    handler_module.lambda_runtime = lambda: runtime  # type: ignore[assignment]
     # Logs and EMF lines are written as in Lambda (their cost counts), into a buffer.
-    log_stream = logger.registered_handler.setStream(io.StringIO())
+    log_handler = cast(logging.StreamHandler, logger.registered_handler)  # type: ignore[type-arg]
+    log_stream = log_handler.setStream(io.StringIO())
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             started = time.process_time()
-            response = worker_handler(event, _Context())
+            response = handle(event, _Context(), runtime)
             spent = time.process_time() - started
     finally:
-        handler_module.lambda_runtime = original
-        logger.registered_handler.setStream(log_stream)
+        if log_stream is not None:
+            log_handler.setStream(log_stream)
     if response["batchItemFailures"]:
         raise RuntimeError(f"benchmark worker failed: {response}")
     return spent
