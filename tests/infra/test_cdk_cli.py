@@ -79,13 +79,15 @@ def test_npx_cdk_synth_works_offline_without_credentials(tmp_path: Path) -> None
     assert "AWS::CDK::Metadata" not in resource_types, "versionReporting should be off"
 
 
-def test_app_reports_bad_context_in_one_line_without_a_traceback(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "infra/app.py"],
+def run_app_with_bad_sweeps(
+    python: str, scratch: Path, *, path: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [python, "infra/app.py"],
         cwd=REPO_ROOT,
         env={
-            **clean_env(tmp_path, path=os.environ.get("PATH", "")),
-            "CDK_OUTDIR": str(tmp_path / "out"),
+            **clean_env(scratch, path=path),
+            "CDK_OUTDIR": str(scratch / "out"),
             "CDK_CONTEXT_JSON": json.dumps({"sweeps": '[{"name": "Bad Name"}]'}),
         },
         capture_output=True,
@@ -93,6 +95,29 @@ def test_app_reports_bad_context_in_one_line_without_a_traceback(tmp_path: Path)
         timeout=120,
         check=False,
     )
+
+
+def test_app_reports_bad_context_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    result = run_app_with_bad_sweeps(sys.executable, tmp_path, path=os.environ.get("PATH", ""))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
+    assert "scavenger infra: sweep 'Bad Name': table: is required" in result.stderr
+
+
+def test_app_reruns_itself_in_the_venv_when_python3_lacks_the_cdk(tmp_path: Path) -> None:
+    """cdk.json says `python3 infra/app.py`; outside the venv that python3 has no aws-cdk-lib."""
+    if not (REPO_ROOT / ".venv" / "bin" / "python").exists():
+        pytest.skip("no .venv in the repository to re-run in")
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.pathsep.join(
+        entry for entry in os.environ.get("PATH", "").split(os.pathsep) if entry != venv_bin
+    )
+    python3 = shutil.which("python3", path=path)
+    if python3 is None:
+        pytest.skip("no python3 outside the virtualenv")
+    probe = subprocess.run([python3, "-c", "import aws_cdk"], capture_output=True, check=False)
+    if probe.returncode == 0:
+        pytest.skip(f"{python3} has aws-cdk-lib itself; nothing to re-run")
+    result = run_app_with_bad_sweeps(python3, tmp_path, path=path)
+    assert result.returncode == 1, result.stderr
     assert "scavenger infra: sweep 'Bad Name': table: is required" in result.stderr
