@@ -20,7 +20,7 @@ from scavenger.errors import ConfigError
 from scavenger.ledger import Counts
 
 MILLION = 1_000_000
-DEFAULT_WORKER_MEMORY_MB = 256
+DEFAULT_WORKER_MEMORY_MB = 512  # the CDK stack's default worker memory
 # A segment message costs its send plus its share of a receive and of a delete
 # (both batch up to 10): 1.2 requests, rounded up to 1.3 as batches do not always fill.
 SQS_REQUESTS_PER_MESSAGE = 1.3
