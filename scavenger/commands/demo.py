@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from scavenger.local.demo import DEFAULT_ITEMS, DEFAULT_TIMEOUT_SECONDS, DemoOptions, DemoReport
-from scavenger.local.emulator import DYNAMODB_BACKENDS
+from scavenger.local.emulator import DYNAMODB_BACKENDS, require_dynalite
 from scavenger.local.fleet import default_workers
 
 DEFAULT_BATCH_SIZE = 1
@@ -87,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
         log_path=args.log_file,
     )
     from scavenger.local.demo import run_demo  # imports boto3; after argument checks
+
+    if options.dynamodb == "dynalite":
+        require_dynalite()
 
     console = Console(stderr=True)
     with ProgressObserver(console) as observer:

@@ -179,16 +179,7 @@ class DynaliteProcess:
 
     @classmethod
     def start(cls) -> DynaliteProcess:
-        node = shutil.which("node")
-        if node is None:
-            raise ScavengerError(
-                "--dynamodb dynalite needs Node.js (node >= 20 on PATH); "
-                "install Node or use the default moto backend"
-            )
-        if not (NODE_DIR / "node_modules" / "dynalite").is_dir():
-            raise ScavengerError(
-                f"dynalite is not installed: run `npm ci --prefix {NODE_DIR}` (make setup does)"
-            )
+        node = require_dynalite()
         process = subprocess.Popen(
             [node, str(DYNALITE_SCRIPT), "0"],
             stdin=subprocess.PIPE,
@@ -209,6 +200,21 @@ class DynaliteProcess:
 
     def stop(self) -> None:
         _end_popen(self.process)
+
+
+def require_dynalite() -> str:
+    """The path of ``node``, once Node and the dynalite package are both there."""
+    node = shutil.which("node")
+    if node is None:
+        raise ScavengerError(
+            "--dynamodb dynalite needs Node.js (node >= 20 on PATH); "
+            "install Node or use the default moto backend"
+        )
+    if not (NODE_DIR / "node_modules" / "dynalite").is_dir():
+        raise ScavengerError(
+            f"dynalite is not installed: run `npm ci --prefix {NODE_DIR}` (make setup does)"
+        )
+    return node
 
 
 def _read_line(process: subprocess.Popen[str], timeout: float) -> str:

@@ -1,0 +1,164 @@
+"""``scavenger demo`` end to end: exactly the expired items go, on moto and on dynalite,
+and nothing is left running afterwards (also after a Ctrl-C)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scavenger import cli
+from scavenger.local.demo import DemoOptions, DemoReport, run_demo
+from scavenger.local.emulator import NODE_DIR
+from tests.integration.conftest import ROOT, child_pids, pids_with_environment
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REQUIRED_FIELDS = {
+    "items",
+    "expired",
+    "deleted",
+    "kept",
+    "wrongly_deleted",
+    "missed",
+    "seconds",
+    "deleted_per_second",
+    "segments",
+    "invocations",
+    "continuations",
+    "dlq",
+    "api_calls",
+    "run_id",
+    "skipped",
+}
+
+
+def assert_exact(report: DemoReport) -> None:
+    assert report.ok, report.as_dict()
+    assert (report.wrongly_deleted, report.missed, report.fleet.dlq) == (0, 0, 0)
+    assert report.deleted == report.expired == report.ledger.deleted
+    assert report.kept == report.items - report.expired > 0
+    assert report.fleet.api_calls["DeleteItem"] >= report.deleted
+
+
+def test_demo_on_moto_deletes_exactly_the_expired_items_across_continuations() -> None:
+    before = child_pids()
+
+    # Short invocations and small pages: each segment needs several invocations.
+    report = run_demo(
+        DemoOptions(items=600, workers=2, segments=2, timeout_seconds=3, page_size=25, seed=7)
+    )
+
+    assert_exact(report)
+    assert report.fleet.continuations >= 2
+    assert report.fleet.invocations > report.segments
+    assert report.ledger.unparseable > 0  # mistyped and garbage ages were kept, and counted
+    assert report.log_path is None  # the passing demo cleans up its log
+    assert child_pids() <= before
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+def test_demo_on_dynalite_deletes_exactly_the_expired_items() -> None:
+    assert (NODE_DIR / "node_modules" / "dynalite").is_dir(), (
+        f"dynalite is not installed: npm ci --prefix {NODE_DIR}"
+    )
+    before = child_pids()
+
+    report = run_demo(DemoOptions(items=1500, workers=2, dynamodb="dynalite", seed=11))
+
+    assert_exact(report)
+    assert report.backend == "dynalite"
+    assert child_pids() <= before
+
+
+def demo_command(marker: str, *options: str) -> subprocess.Popen[str]:
+    environment = dict(os.environ, SCAVENGER_TEST_MARKER=marker)
+    environment.pop("AWS_ENDPOINT_URL", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "scavenger.cli", "demo", *options],
+        cwd=ROOT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_gone(marker: str, seconds: float = 10) -> set[int]:
+    deadline = time.monotonic() + seconds
+    while (left := pids_with_environment(marker)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def test_demo_command_prints_the_report_as_json_and_leaves_no_process() -> None:
+    marker = f"scavenger-test-{secrets.token_hex(6)}"
+
+    command = demo_command(marker, "--items", "400", "--workers", "2", "--json")
+    stdout, stderr = command.communicate(timeout=120)
+
+    assert command.returncode == 0, stderr
+    report = json.loads(stdout)
+    assert set(report) >= REQUIRED_FIELDS
+    assert report["wrongly_deleted"] == report["missed"] == 0
+    assert report["deleted"] == report["expired"] > 0
+    assert "PASS" in stderr and "wrongly deleted" in stderr
+    assert wait_until_gone(marker) == set()
+
+
+def test_ctrl_c_stops_the_demo_and_leaves_no_process() -> None:
+    marker = f"scavenger-test-{secrets.token_hex(6)}"
+    command = demo_command(marker, "--items", "4000", "--workers", "2")
+    assert command.stderr is not None
+    deadline = time.monotonic() + 60
+    for line in command.stderr:
+        if "sweeping" in line or time.monotonic() > deadline:
+            break
+    time.sleep(1.0)  # the fleet's containers are up and working
+    assert len(pids_with_environment(marker)) >= 3  # the CLI, moto, the containers
+
+    command.send_signal(signal.SIGINT)
+    _, stderr = command.communicate(timeout=30)
+
+    assert command.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert "Traceback" not in stderr
+    assert wait_until_gone(marker) == set()
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--items", "0"], "--items: 0 must be at least 1"),
+        (["--timeout", "1"], "--timeout: 1 must be at least 3 seconds"),
+        (["--workers", "0"], "--workers: 0 must be at least 1"),
+        (["--batch-size", "11"], "--batch-size: 11 must be in 1..10"),
+    ],
+)
+def test_demo_option_mistakes_are_one_line_errors(
+    options: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["demo", *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"scavenger demo: error: {message}")
+    assert "\n" not in err
+
+
+def test_dynalite_without_node_is_a_one_line_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    assert cli.main(["demo", "--dynamodb", "dynalite", "--items", "10"]) == 2
+
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("scavenger demo: error: --dynamodb dynalite needs Node.js")
+    assert "\n" not in err
