@@ -25,11 +25,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from scavenger.local.demo import DEFAULT_ITEMS, DEFAULT_TIMEOUT_SECONDS, DemoOptions, DemoReport
+from scavenger.local.demo import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_ITEMS,
+    DEFAULT_TIMEOUT_SECONDS,
+    DemoOptions,
+    DemoReport,
+)
 from scavenger.local.emulator import DYNAMODB_BACKENDS, require_dynalite
 from scavenger.local.fleet import default_workers
-
-DEFAULT_BATCH_SIZE = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from scavenger import aws
@@ -93,7 +94,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{stats.failed} failed, {stats.continuations} continuations"
             )
 
-        stats = Fleet(options, sqs).run(on_tick=show)
+        try:
+            fleet = Fleet(options, sqs)
+        except (ClientError, BotoCoreError) as exc:
+            raise ScavengerError(f"queue {options.queue_url}: {exc}") from None
+        stats = fleet.run(on_tick=show)
     console.print(
         f"queue drained in {stats.seconds:.1f}s: {stats.invocations} invocations, "
         f"{stats.succeeded} records done, {stats.failed} failed, "

@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scavenger.errors import RetryableError, classify
 from scavenger.local.function import (
     DEFAULT_HANDLER,
     Container,
@@ -38,6 +41,7 @@ from scavenger.local.function import (
 BATCH_SIZE = 10
 POLL_WAIT_SECONDS = 1
 TICK_SECONDS = 0.25
+POLLER_ATTEMPTS = 3
 # Consecutive empty readings of the queue counters (with every worker idle) that
 # make it "drained": one is exact on the emulator, AWS's counters are approximate.
 DRAINED_READINGS = 2
@@ -222,7 +226,11 @@ class Fleet:
             for container in list(self._containers):
                 container.kill()
             self.stats.seconds = time.monotonic() - started
-            self.stats.dlq = self._count_dlq()
+            try:
+                self.stats.dlq = self._count_dlq()
+            except (ClientError, BotoCoreError):
+                if not (self._aborting.is_set() or self._errors):
+                    raise
         if self._errors:
             raise self._errors[0]
         return self.stats
@@ -244,16 +252,36 @@ class Fleet:
                 self._retire(container)
 
     def _receive(self) -> list[dict[str, Any]]:
-        response = self.sqs.receive_message(
-            QueueUrl=self.options.queue_url,
-            MaxNumberOfMessages=self.options.batch_size,
-            WaitTimeSeconds=POLL_WAIT_SECONDS,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
+        response = self._poller_call(
+            "ReceiveMessage",
+            lambda: self.sqs.receive_message(
+                QueueUrl=self.options.queue_url,
+                MaxNumberOfMessages=self.options.batch_size,
+                WaitTimeSeconds=POLL_WAIT_SECONDS,
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ),
         )
-        self._count_poller("ReceiveMessage")
-        messages: list[dict[str, Any]] = response.get("Messages", [])
+        messages: list[dict[str, Any]] = response.get("Messages", []) if response else []
         return messages
+
+    def _poller_call(self, operation: str, call: Callable[[], Any]) -> Any:
+        """One SQS call of the poller, retried a few times when throttled or cut off.
+
+        Giving up is safe: an undeleted message comes back after its visibility
+        timeout, and the worker drops what it has already done.
+        """
+        for attempt in range(POLLER_ATTEMPTS):
+            self._count_poller(operation)
+            try:
+                return call()
+            except (ClientError, BotoCoreError) as exc:
+                if not isinstance(classify(exc), RetryableError):
+                    raise
+                self._count_poller(f"{operation}.retried")
+                if attempt + 1 < POLLER_ATTEMPTS and not self._stopping.is_set():
+                    time.sleep(0.2 * 2**attempt)
+        return None
 
     def _invoke(
         self, container: Container | None, messages: list[dict[str, Any]]
@@ -269,8 +297,9 @@ class Fleet:
             self.stats.records += len(messages)
         try:
             invocation = container.invoke(event, abort=self._aborting.is_set)
-        except InvocationTimedOut:
+        except InvocationTimedOut as exc:
             self._retire(container)
+            self._log(f"Task timed out: {exc}")
             with self._lock:
                 self.stats.timeouts += int(not self._aborting.is_set())
                 self.stats.failed += len(messages)
@@ -316,29 +345,35 @@ class Fleet:
     def _delete(self, messages: list[dict[str, Any]]) -> None:
         if not messages:
             return
-        self.sqs.delete_message_batch(
-            QueueUrl=self.options.queue_url,
-            Entries=[
-                {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(messages)
-            ],
+        response = self._poller_call(
+            "DeleteMessageBatch",
+            lambda: self.sqs.delete_message_batch(
+                QueueUrl=self.options.queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]}
+                    for n, m in enumerate(messages)
+                ],
+            ),
         )
-        self._count_poller("DeleteMessageBatch")
+        # A stale receipt handle (the message came back and was received again) fails
+        # here; that delivery will be dropped by the worker as a duplicate.
+        for _ in (response or {}).get("Failed", []):
+            self._count_poller("DeleteMessageBatch.failed")
 
     def _retry_later(self, messages: list[dict[str, Any]]) -> None:
         if not messages or self.options.retry_delay is None:
             return
-        self.sqs.change_message_visibility_batch(
-            QueueUrl=self.options.queue_url,
-            Entries=[
-                {
-                    "Id": str(n),
-                    "ReceiptHandle": m["ReceiptHandle"],
-                    "VisibilityTimeout": self.options.retry_delay,
-                }
-                for n, m in enumerate(messages)
-            ],
+        delay = self.options.retry_delay
+        self._poller_call(
+            "ChangeMessageVisibilityBatch",
+            lambda: self.sqs.change_message_visibility_batch(
+                QueueUrl=self.options.queue_url,
+                Entries=[
+                    {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": delay}
+                    for n, m in enumerate(messages)
+                ],
+            ),
         )
-        self._count_poller("ChangeMessageVisibilityBatch")
 
     def _retire(self, container: Container) -> None:
         container.close() if container.alive() else container.kill()
@@ -353,16 +388,20 @@ class Fleet:
             # retry): their batch may still send a continuation.
             if self.stats.records > self.stats.succeeded + self.stats.failed:
                 return False
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.options.queue_url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        self._count_poller("GetQueueAttributes")
-        return all(int(value) == 0 for value in attributes.values())
+        response = self._poller_call(
+            "GetQueueAttributes",
+            lambda: self.sqs.get_queue_attributes(
+                QueueUrl=self.options.queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                    "ApproximateNumberOfMessagesDelayed",
+                ],
+            ),
+        )
+        if response is None:
+            return False
+        return all(int(value) == 0 for value in response["Attributes"].values())
 
     def _dlq_url(self, redrive_policy: str | None) -> str | None:
         if not redrive_policy:
@@ -383,6 +422,14 @@ class Fleet:
         )["Attributes"]
         self._count_poller("GetQueueAttributes")
         return sum(int(value) for value in attributes.values())
+
+    def _log(self, message: str) -> None:
+        """A line in the functions' log, as Lambda's own lines sit among the function's."""
+        if self.options.log_path is None:
+            return
+        line = json.dumps({"level": "ERROR", "source": "fleet", "message": message})
+        with self._lock, open(self.options.log_path, "a", encoding="utf-8") as log:
+            log.write(line + "\n")
 
     def _count_poller(self, operation: str) -> None:
         with self._lock:

@@ -46,7 +46,8 @@ def assert_exact(report: DemoReport) -> None:
     assert (report.wrongly_deleted, report.missed, report.fleet.dlq) == (0, 0, 0)
     assert report.deleted == report.expired == report.ledger.deleted
     assert report.kept == report.items - report.expired > 0
-    assert report.fleet.api_calls["DeleteItem"] >= report.deleted
+    if report.fleet.timeouts == 0:  # a killed invocation's calls are not counted
+        assert report.fleet.api_calls["DeleteItem"] >= report.deleted
 
 
 def test_demo_on_moto_deletes_exactly_the_expired_items_across_continuations() -> None:
