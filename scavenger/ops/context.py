@@ -1,0 +1,128 @@
+"""What every operator command starts from: config, resources, clients, ledger.
+
+AWS failures become one-line user errors here, so no command ends in a
+traceback because of a wrong endpoint, a missing table or missing credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scavenger import aws
+from scavenger.config import Config, Sweep, load_config, load_sweeps_json
+from scavenger.errors import (
+    ConfigError,
+    FatalError,
+    RetryableError,
+    ScavengerError,
+    error_code,
+)
+from scavenger.ledger import Ledger
+from scavenger.observability import logger
+from scavenger.queue import SegmentQueue
+from scavenger.resources import Resources, discover
+
+DEFAULT_CONFIG = "scavenger.toml"
+
+
+def load_optional_config(path: str) -> Config | None:
+    """The config file; the default path may be absent (resources come from elsewhere)."""
+    if path == DEFAULT_CONFIG and not Path(path).exists():
+        return None
+    return load_config(path)
+
+
+def configured_sweeps(config: Config | None, env: Mapping[str, str]) -> tuple[Sweep, ...]:
+    """The sweeps from the config file, else from ``SCAVENGER_SWEEPS``."""
+    if config is not None:
+        return config.sweeps
+    raw = env.get("SCAVENGER_SWEEPS")
+    if not raw:
+        raise ConfigError(
+            f"sweeps: no {DEFAULT_CONFIG} here (pass --config PATH) and SCAVENGER_SWEEPS is not set"
+        )
+    return load_sweeps_json(raw)
+
+
+@dataclass
+class Operator:
+    """One command's view of the deployment: clients, resources and the ledger."""
+
+    config: Config | None
+    resources: Resources
+    dynamodb: Any
+    sqs: Any
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Operator:
+        env = os.environ if env is None else env
+        config = load_optional_config(args.config)
+        endpoint, region = args.endpoint_url, args.region
+        sqs = aws.client("sqs", endpoint_url=endpoint, region=region)
+        resources = discover(
+            config_resources=config.resources if config else {},
+            env=env,
+            stack=args.stack,
+            cloudformation=lambda: aws.client(
+                "cloudformation", endpoint_url=endpoint, region=region
+            ),
+            sqs=sqs,
+        )
+        return cls(
+            config=config,
+            resources=resources,
+            dynamodb=aws.client("dynamodb", endpoint_url=endpoint, region=region),
+            sqs=sqs,
+        )
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.dynamodb, self.resources.ledger_table)
+
+    @cached_property
+    def queue(self) -> SegmentQueue:
+        return SegmentQueue(self.sqs, self.resources.queue_url)
+
+
+@contextlib.contextmanager
+def aws_errors_as_user_errors() -> Iterator[None]:
+    """AWS failures (already classified or raw botocore) as one-line ScavengerErrors."""
+    try:
+        yield
+    except (FatalError, RetryableError) as exc:
+        raise ScavengerError(str(exc)) from exc
+    except ClientError as exc:
+        operation = getattr(exc, "operation_name", "") or "AWS"
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise ScavengerError(f"{operation}: {error_code(exc)}: {message}") from exc
+    except BotoCoreError as exc:
+        raise ScavengerError(str(exc)) from exc
+
+
+@contextlib.contextmanager
+def engine_logs_on_stderr(level: int = logging.WARNING) -> Iterator[None]:
+    """The engine logs JSON to stdout (Lambda's convention); in the CLI, stdout
+    carries only the ``--json`` report, so its warnings go to stderr instead."""
+    handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
+    streams = [h.stream for h in handlers]
+    previous_level = logger.log_level
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        for handler, stream in zip(handlers, streams, strict=True):
+            handler.setStream(stream)
+        logger.setLevel(previous_level)

@@ -1,0 +1,76 @@
+"""How operator commands report: human text on stderr (rich), ``--json`` on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+
+from scavenger.expiry import parse_instant
+
+PIPE_WIDTH = 160
+
+
+def console() -> Console:
+    """Human output always goes to stderr, so stdout holds only the JSON report."""
+    # A pipe or a log file gets wide tables rather than 80 columns of wrapped cells.
+    width = None if sys.stderr.isatty() else PIPE_WIDTH
+    return Console(stderr=True, highlight=False, soft_wrap=False, width=width)
+
+
+def print_json(report: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(report, sort_keys=True, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError:
+        return None
+
+
+def seconds_between(
+    start: str | None, end: str | None, now: datetime | None = None
+) -> float | None:
+    """Seconds from ``start`` to ``end`` (or to now when ``end`` is None)."""
+    begin = parse_time(start)
+    if begin is None:
+        return None
+    finish = parse_time(end) if end else (now or datetime.now(UTC))
+    if finish is None:
+        return None
+    return max(0.0, (finish - begin).total_seconds())
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def ago(timestamp: str | None, now: datetime | None = None) -> str:
+    seconds = seconds_between(timestamp, None, now)
+    return "-" if seconds is None else f"{human_duration(seconds)} ago"
+
+
+def epoch_millis_to_iso(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        instant = datetime.fromtimestamp(int(value) / 1000, UTC)
+    except ValueError:
+        return None
+    return instant.isoformat(timespec="seconds").replace("+00:00", "Z")

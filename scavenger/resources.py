@@ -1,0 +1,173 @@
+"""Where the queue, the DLQ and the ledger are, so an operator never copies URLs.
+
+Each resource comes from the first source that names it: the config file's
+``[resources]`` table, then the ``SCAVENGER_*`` environment variables, then the
+outputs of the CloudFormation stack named by ``--stack`` (``QueueUrl``,
+``DlqUrl``, ``LedgerTableName``). The DLQ may also be found from the queue's
+redrive policy. An explicit ``--stack`` whose outputs disagree with an earlier
+source is refused: naming one stack and acting on another's queue is the
+mistake this module exists to prevent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from scavenger.errors import ScavengerError, error_code
+
+QUEUE_URL = "queue_url"
+DLQ_URL = "dlq_url"
+LEDGER_TABLE = "ledger_table"
+RESOURCE_NAMES = (QUEUE_URL, DLQ_URL, LEDGER_TABLE)
+
+ENVIRONMENT_VARIABLES = {
+    QUEUE_URL: "SCAVENGER_QUEUE_URL",
+    DLQ_URL: "SCAVENGER_DLQ_URL",
+    LEDGER_TABLE: "SCAVENGER_LEDGER_TABLE",
+}
+STACK_OUTPUTS = {QUEUE_URL: "QueueUrl", DLQ_URL: "DlqUrl", LEDGER_TABLE: "LedgerTableName"}
+LABELS = {QUEUE_URL: "queue", DLQ_URL: "DLQ", LEDGER_TABLE: "ledger table"}
+
+
+@dataclass(frozen=True)
+class Found:
+    """One resource and where it was found (shown to the operator)."""
+
+    value: str
+    source: str
+
+
+class Resources:
+    """The discovered resources; asking for a missing one is a one-line user error."""
+
+    def __init__(self, found: Mapping[str, Found], sqs: Any):
+        self._found = dict(found)
+        self._sqs = sqs
+        self._dlq_looked_up = False
+
+    @property
+    def queue_url(self) -> str:
+        return self._require(QUEUE_URL)
+
+    @property
+    def ledger_table(self) -> str:
+        return self._require(LEDGER_TABLE)
+
+    @property
+    def dlq_url(self) -> str:
+        url = self.optional_dlq_url()
+        if url is None:
+            raise ScavengerError(
+                "DLQ: not found: set [resources] dlq_url in the config or SCAVENGER_DLQ_URL, "
+                "pass --stack NAME, or give the queue a redrive policy"
+            )
+        return url
+
+    def optional_dlq_url(self) -> str | None:
+        """The DLQ, falling back to the queue's redrive policy; None if there is none."""
+        if DLQ_URL not in self._found and not self._dlq_looked_up and QUEUE_URL in self._found:
+            self._dlq_looked_up = True
+            url = dlq_from_redrive_policy(self._sqs, self._found[QUEUE_URL].value)
+            if url is not None:
+                self._found[DLQ_URL] = Found(url, "the queue's redrive policy")
+        found = self._found.get(DLQ_URL)
+        return found.value if found else None
+
+    def source(self, name: str) -> str | None:
+        found = self._found.get(name)
+        return found.source if found else None
+
+    def to_json(self) -> dict[str, dict[str, str]]:
+        return {
+            name: {"value": found.value, "source": found.source}
+            for name, found in self._found.items()
+        }
+
+    def _require(self, name: str) -> str:
+        found = self._found.get(name)
+        if found is None:
+            raise ScavengerError(
+                f"{LABELS[name]}: not found: set [resources] {name} in the config or "
+                f"{ENVIRONMENT_VARIABLES[name]}, or pass --stack NAME"
+            )
+        return found.value
+
+
+def discover(
+    *,
+    config_resources: Mapping[str, str],
+    env: Mapping[str, str],
+    stack: str | None,
+    cloudformation: Callable[[], Any],
+    sqs: Any,
+) -> Resources:
+    """Resolve each resource from config, then environment, then the stack's outputs.
+
+    ``cloudformation`` makes the client; it is called only when ``stack`` is given.
+    """
+    found: dict[str, Found] = {}
+    for name in RESOURCE_NAMES:
+        if config_resources.get(name):
+            found[name] = Found(config_resources[name], f"config [resources] {name}")
+        elif env.get(ENVIRONMENT_VARIABLES[name]):
+            found[name] = Found(env[ENVIRONMENT_VARIABLES[name]], ENVIRONMENT_VARIABLES[name])
+    if stack:
+        outputs = stack_outputs(cloudformation(), stack)
+        for name, output in STACK_OUTPUTS.items():
+            value = outputs.get(output)
+            if value is None:
+                continue
+            if name in found and found[name].value != value:
+                raise ScavengerError(
+                    f"--stack {stack}: its {output} ({value}) differs from "
+                    f"{found[name].source} ({found[name].value}); remove one of them"
+                )
+            found.setdefault(name, Found(value, f"stack {stack} output {output}"))
+    return Resources(found, sqs)
+
+
+def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
+    """The stack's outputs by key; an unknown stack is a one-line user error."""
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise ScavengerError(
+            f"--stack {stack}: {error_code(exc)}: {message or 'DescribeStacks failed'}"
+        ) from exc
+    except BotoCoreError as exc:
+        raise ScavengerError(f"--stack {stack}: {exc}") from exc
+    if not stacks:
+        raise ScavengerError(f"--stack {stack}: no such stack")
+    return {
+        output["OutputKey"]: output["OutputValue"]
+        for output in stacks[0].get("Outputs", [])
+        if "OutputKey" in output and "OutputValue" in output
+    }
+
+
+def dlq_from_redrive_policy(sqs: Any, queue_url: str) -> str | None:
+    """The queue's dead-letter queue URL, from its RedrivePolicy (None without one)."""
+    try:
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
+        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
+        if not policy:
+            return None
+        arn = str(json.loads(policy)["deadLetterTargetArn"])
+        parts = arn.split(":")
+        if len(parts) != 6:
+            raise ScavengerError(f"queue {queue_url}: redrive policy names {arn!r}, not a queue")
+        url: str = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])[
+            "QueueUrl"
+        ]
+        return url
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise ScavengerError(f"queue {queue_url}: {error_code(exc)}: {message}") from exc
+    except (KeyError, ValueError) as exc:
+        raise ScavengerError(f"queue {queue_url}: unreadable redrive policy ({exc})") from exc
