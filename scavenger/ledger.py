@@ -471,3 +471,153 @@ class Ledger:
 
     def _call(self, what: str, operation: Any) -> Any:
         return self.retry.call(operation, f"ledger.{what}")
+
+    # -- operator requeue (scavenger requeue) -----------------------------------------
+
+    def requeue_segment(
+        self,
+        state: SegmentState,
+        *,
+        new_hop: int,
+        nonce: str,
+        from_start: bool,
+        reopen_run: bool,
+    ) -> bool:
+        """Operator requeue, written before its message is sent, as one transaction.
+
+        The segment moves to ``new_hop`` (older messages become stale) and pending,
+        with the intent kept in ``requeue`` until ``confirm_requeue``: a requeue cut
+        short before its send is found and finished by running it again. From the
+        start, the cursor goes back to the start and the item counters keep only
+        what was deleted (deleted items never reappear in a rescan; everything else
+        is counted again); effort counters (throttled, units, messages, time) stay.
+        ``reopen_run`` takes a done segment out of the run's done set and sets the
+        run running again. False if the segment moved since ``state`` was read.
+        """
+        from botocore.exceptions import ClientError
+
+        from scavenger.errors import error_code
+
+        now = now_iso()
+        names = {
+            "#status": "status",
+            "#hop": "hop",
+            "#checkpoints": "checkpoints",
+            "#updated_at": "updated_at",
+            "#requeue": "requeue",
+        }
+        values: dict[str, Any] = {
+            ":hop": _n(state.hop),
+            ":seen": _n(state.checkpoints),
+            ":was": _s(state.status),
+            ":next": _n(new_hop),
+            ":pending": _s("pending"),
+            ":now": _s(now),
+            ":intent": {
+                "M": {
+                    "nonce": _s(nonce),
+                    "hop": _n(new_hop),
+                    "from_start": {"BOOL": from_start},
+                    "requested_at": _s(now),
+                }
+            },
+        }
+        update = "SET #hop = :next, #status = :pending, #updated_at = :now, #requeue = :intent"
+        if from_start:
+            names |= {"#cursor": "cursor", "#scanned": "scanned", "#expired": "expired"}
+            names |= {"#skipped": "skipped", "#unparseable": "unparseable"}
+            kept = state.counts.deleted
+            update += (
+                ", #cursor = :start, #scanned = :kept, #expired = :kept,"
+                " #skipped = :zero, #unparseable = :zero"
+            )
+            values |= {":start": _s(_cursor_text(None)), ":kept": _n(kept), ":zero": _n(0)}
+        items: list[dict[str, Any]] = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"run_id": _s(state.run_id), "part": _s(segment_part(state.segment))},
+                    "UpdateExpression": update,
+                    "ConditionExpression": (
+                        "#hop = :hop AND #checkpoints = :seen AND #status = :was"
+                    ),
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ]
+        if reopen_run:
+            items.append(
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": {"run_id": _s(state.run_id), "part": _s(RUN_PART)},
+                        "UpdateExpression": (
+                            "SET #status = :running REMOVE totals, finished_at "
+                            "DELETE done_segments :segment"
+                        ),
+                        "ConditionExpression": "attribute_exists(run_id)",
+                        "ExpressionAttributeNames": {"#status": "status"},
+                        "ExpressionAttributeValues": {
+                            ":running": _s("running"),
+                            ":segment": {"NS": [str(state.segment)]},
+                        },
+                    }
+                }
+            )
+
+        def transact() -> bool:
+            try:
+                self.client.transact_write_items(TransactItems=items)
+            except ClientError as exc:
+                if error_code(exc) == "TransactionCanceledException":
+                    return False
+                raise
+            return True
+
+        return bool(self._call("TransactWriteItems", transact))
+
+    def requeue_intents(self, run_id: str) -> dict[int, dict[str, Any]]:
+        """Requeues of ``run_id`` not yet confirmed sent: segment -> nonce, hop,
+        from_start, requested_at."""
+        intents: dict[int, dict[str, Any]] = {}
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "run_id = :run AND begins_with(part, :seg)",
+            "FilterExpression": "attribute_exists(#requeue)",
+            "ProjectionExpression": "part, #requeue",
+            "ExpressionAttributeNames": {"#requeue": "requeue"},
+            "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
+        }
+        while True:
+            page = self._call("Query", lambda: self.client.query(**kwargs))
+            for item in page.get("Items", []):
+                intent = item["requeue"]["M"]
+                intents[int(item["part"]["S"].removeprefix(SEGMENT_PREFIX))] = {
+                    "nonce": intent["nonce"]["S"],
+                    "hop": int(intent["hop"]["N"]),
+                    "from_start": intent["from_start"]["BOOL"],
+                    "requested_at": intent["requested_at"]["S"],
+                }
+            if "LastEvaluatedKey" not in page:
+                return intents
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def confirm_requeue(self, run_id: str, segment: int, nonce: str) -> bool:
+        """The requeue's message is on the queue: drop its intent, if it is still this one."""
+        try:
+            self._call(
+                "UpdateItem",
+                lambda: self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"run_id": _s(run_id), "part": _s(segment_part(segment))},
+                    UpdateExpression="REMOVE #requeue",
+                    ConditionExpression="#requeue.#nonce = :nonce",
+                    ExpressionAttributeNames={"#requeue": "requeue", "#nonce": "nonce"},
+                    ExpressionAttributeValues={":nonce": _s(nonce)},
+                ),
+            )
+        except ConditionFailed:
+            return False
+        return True

@@ -1,0 +1,86 @@
+"""``scavenger requeue RUN_ID --segment N [--segment M ...] [--from-start] [--force]``.
+
+Re-enqueues segments from their ledger checkpoint (or from the start), in each
+segment's own message group. Every refusal is checked before anything changes.
+Running it again after an interruption finishes what the first run started.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.markup import escape
+from rich.table import Table
+
+from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
+from scavenger.ops.dlq import DeadLetterQueue
+from scavenger.ops.output import console, print_json
+from scavenger.ops.requeue import Requeuer, RequeueReport
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="RUN_ID", help="the run (see `scavenger status`)")
+    parser.add_argument(
+        "--segment",
+        dest="segments",
+        metavar="N",
+        type=int,
+        action="append",
+        required=True,
+        help="segment number; repeat for more",
+    )
+    parser.add_argument(
+        "--from-start",
+        action="store_true",
+        help="scan the segment again from its start (needed for a done segment)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="requeue even a segment that may be in flight (its older message is then dropped)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    with aws_errors_as_user_errors(), engine_logs_on_stderr():
+        operator = Operator.from_args(args)
+        dlq_url = operator.resources.optional_dlq_url()
+        requeuer = Requeuer(
+            operator.ledger,
+            operator.queue,
+            DeadLetterQueue(operator.sqs, dlq_url) if dlq_url else None,
+        )
+        record, decisions = requeuer.decide(
+            args.run_id, args.segments, from_start=args.from_start, force=args.force
+        )
+        report = requeuer.execute(record, decisions)
+    render(report)
+    if args.json:
+        print_json(report.to_json())
+    return 0 if report.ok else 1
+
+
+def render(report: RequeueReport) -> None:
+    out = console()
+    out.print(f"requeue of run {report.run_id}")
+    table = Table()
+    for column in ("segment", "hop", "from", "result"):
+        table.add_column(column)
+    for outcome in report.outcomes:
+        if outcome.sent:
+            result = "sent" + (
+                " (finished an interrupted requeue)" if outcome.finished_interrupted else ""
+            )
+            if outcome.note:
+                result += f"; {escape(outcome.note)}"
+        else:
+            result = f"[red]{escape(outcome.error or '')}[/red]"
+        table.add_row(
+            str(outcome.segment),
+            str(outcome.hop),
+            "start" if outcome.from_start else "checkpoint",
+            result,
+        )
+    out.print(table)
+    if report.reopened_run:
+        out.print("the run was done and is running again until these segments finish")
