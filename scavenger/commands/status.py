@@ -1,0 +1,135 @@
+"""``scavenger status [RUN_ID]``: recent runs per sweep, or one run's segments.
+
+Read from the ledger; with a run id, the DLQ is looked at (messages received and
+made visible again at once) to mark the segments whose message sits there.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from rich.markup import escape
+from rich.table import Table
+
+from scavenger.errors import ScavengerError
+from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
+from scavenger.ops.dlq import DeadLetterQueue
+from scavenger.ops.output import ago, console, human_duration, print_json
+from scavenger.ops.status import RunDetail, RunSummary, recent_runs, run_detail
+
+MAX_ERROR_SHOWN = 160
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="show this run's segments")
+    parser.add_argument("--sweep", metavar="NAME", help="only this sweep's runs")
+    parser.add_argument(
+        "--limit", type=int, default=5, help="runs shown per sweep (default: %(default)s)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.limit < 1:
+        raise ScavengerError(f"--limit: {args.limit} must be at least 1")
+    now = datetime.now(UTC)
+    with aws_errors_as_user_errors(), engine_logs_on_stderr():
+        operator = Operator.from_args(args)
+        if args.run_id is None:
+            runs = recent_runs(operator.ledger, per_sweep=args.limit, sweep=args.sweep)
+            render_runs(runs, now)
+            if args.json:
+                print_json(
+                    {"runs": [s.to_json() for summaries in runs.values() for s in summaries]}
+                )
+            return 0
+        dlq_url = operator.resources.optional_dlq_url()
+        dlq = DeadLetterQueue(operator.sqs, dlq_url) if dlq_url else None
+        detail = run_detail(operator.ledger, args.run_id, dlq, now)
+    render_detail(detail, now)
+    if args.json:
+        print_json(detail.to_json())
+    return 0
+
+
+def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
+    out = console()
+    if not runs:
+        out.print("no runs in the ledger")
+        return
+    table = Table(title="recent runs", title_justify="left")
+    for column in ("sweep", "run", "started", "status", "segments", "failed", "deleted"):
+        table.add_column(column, justify="right" if column in ("failed", "deleted") else "left")
+    table.add_column("duration", justify="right")
+    table.add_column("last progress")
+    for sweep, summaries in runs.items():
+        for summary in summaries:
+            run = summary.run
+            table.add_row(
+                sweep,
+                run.run_id,
+                run.created_at,
+                run.status + (" (dry run)" if run.dry_run else ""),
+                f"{len(run.done_segments)}/{run.total_segments}",
+                str(summary.failed),
+                str(summary.counts.deleted),
+                human_duration(summary.seconds),
+                ago(summary.last_progress, now),
+            )
+    out.print(table)
+
+
+def render_detail(detail: RunDetail, now: datetime) -> None:
+    out = console()
+    summary = detail.summary
+    run = summary.run
+    out.print(
+        f"run {run.run_id}  sweep {run.sweep}  table {run.table}  {run.status}"
+        f"{' (dry run)' if run.dry_run else ''}  "
+        f"{len(run.done_segments)}/{run.total_segments} segments done  "
+        f"cutoff {run.cutoff}  started {run.created_at}  "
+        f"duration {human_duration(summary.seconds)}"
+    )
+    table = Table(show_lines=False)
+    columns = ("seg", "status", "hop", "scanned", "expired", "deleted", "skipped")
+    for column in (*columns, "unparseable", "throttled"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+    table.add_column("updated")
+    table.add_column("DLQ")
+    table.add_column("last error", overflow="fold")
+    for row in detail.segments:
+        state, counts = row.state, row.state.counts
+        dlq = ""
+        if row.in_dlq:
+            hops = ",".join(str(hop) for hop in row.dlq_hops)
+            dlq = f"hop {hops}" + (" (stale)" if row.to_json()["dlq_stale"] else "")
+        status = state.status + (" (requeue unsent)" if row.requeue_unconfirmed else "")
+        table.add_row(
+            str(state.segment),
+            status,
+            str(state.hop),
+            str(counts.scanned),
+            str(counts.expired),
+            str(counts.deleted),
+            str(counts.skipped),
+            str(counts.unparseable),
+            str(counts.throttled),
+            ago(state.updated_at, now),
+            dlq,
+            escape((state.last_error or "")[:MAX_ERROR_SHOWN]),
+        )
+    out.print(table)
+    totals = summary.counts
+    out.print(
+        f"totals: scanned {totals.scanned}  expired {totals.expired}  deleted {totals.deleted}  "
+        f"skipped {totals.skipped}  unparseable {totals.unparseable}  "
+        f"throttled {totals.throttled}"
+    )
+    in_dlq = sum(1 for row in detail.segments if row.in_dlq)
+    if in_dlq:
+        out.print(
+            f"{in_dlq} segment(s) have a message in the DLQ: `scavenger redrive` sends them back"
+        )
+    for note in (detail.dlq_note,):
+        if note:
+            out.print(note)
