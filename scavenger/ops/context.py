@@ -32,8 +32,10 @@ from scavenger.ledger import Ledger
 from scavenger.observability import logger
 from scavenger.queue import SegmentQueue
 from scavenger.resources import Resources, discover
+from scavenger.retry import NoDeadline, RetryPolicy
 
 DEFAULT_CONFIG = "scavenger.toml"
+CLI_ATTEMPTS = 4
 
 
 def load_optional_config(path: str) -> Config | None:
@@ -88,11 +90,17 @@ class Operator:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.dynamodb, self.resources.ledger_table)
+        return Ledger(self.dynamodb, self.resources.ledger_table, cli_retry())
 
     @cached_property
     def queue(self) -> SegmentQueue:
-        return SegmentQueue(self.sqs, self.resources.queue_url)
+        return SegmentQueue(self.sqs, self.resources.queue_url, cli_retry())
+
+
+def cli_retry() -> RetryPolicy:
+    """Throttling is retried, but an operator hears about an unreachable endpoint
+    in seconds, not after the workers' full backoff."""
+    return RetryPolicy(NoDeadline(), max_attempts=CLI_ATTEMPTS)
 
 
 @contextlib.contextmanager
