@@ -79,6 +79,7 @@ class SegmentState:
     counts: Counts
     updated_at: str | None = None
     last_error: str | None = None
+    first_error: str | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> SegmentState:
@@ -92,6 +93,7 @@ class SegmentState:
             counts=Counts.from_item(item),
             updated_at=item.get("updated_at", {}).get("S"),
             last_error=item.get("last_error", {}).get("S"),
+            first_error=item.get("first_error", {}).get("S"),
         )
 
 
@@ -370,7 +372,8 @@ class Ledger:
         return self._update(
             run_id,
             segment,
-            "SET #status = :failed, #last_error = :error, #updated_at = :now",
+            "SET #status = :failed, #last_error = :error, #updated_at = :now, "
+            "first_error = if_not_exists(first_error, :error)",
             "#status <> :done",
             {
                 ":failed": _s("failed"),
@@ -413,17 +416,19 @@ class Ledger:
         )
         return RunRecord.from_item(response["Attributes"])
 
-    def finish_run(self, run_id: str) -> Counts | None:
-        """Sum the segments once and mark the run done; None if someone already did."""
+    def finish_run(self, run_id: str, total_segments: int) -> Counts | None:
+        """Sum the segments once and mark the run done; None if someone already did, or
+        if a segment was reopened (operator requeue) since the done set was complete."""
         totals = sum((state.counts for state in self.list_segments(run_id)), Counts())
         finished = self._update_key(
             run_id,
             RUN_PART,
             "SET #status = :done, totals = :totals, finished_at = :now",
-            "#status = :running",
+            "#status = :running AND size(done_segments) = :total",
             {
                 ":done": _s("done"),
                 ":running": _s("running"),
+                ":total": _n(total_segments),
                 ":now": _s(now_iso()),
                 ":totals": {"M": {name: _n(v) for name, v in totals.as_dict().items()}},
             },

@@ -248,7 +248,7 @@ class SegmentSweeper:
     def _finish_run(self) -> None:
         run = self.ledger.add_done_segment(self.message.run_id, self.message.segment)
         if run.status == "running" and len(run.done_segments) >= run.total_segments:
-            totals = self.ledger.finish_run(self.message.run_id)
+            totals = self.ledger.finish_run(self.message.run_id, run.total_segments)
             if totals is not None:
                 logger.info("run done", extra={"totals": totals.as_dict()})
 

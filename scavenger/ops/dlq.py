@@ -226,11 +226,13 @@ class LedgerView:
     hop: int | None
     last_error: str | None
     stale: bool
+    first_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "ledger_status": self.status,
             "ledger_hop": self.hop,
+            "first_error": self.first_error,
             "last_error": self.last_error,
             "stale": self.stale,
         }
@@ -253,6 +255,7 @@ def ledger_views(letters: list[DeadLetter], ledger: Ledger) -> dict[tuple[str, i
             status=state.status,
             hop=state.hop,
             last_error=state.last_error,
+            first_error=state.first_error,
             stale=state.status == "done" or max(hops) < state.hop,
         )
     return views

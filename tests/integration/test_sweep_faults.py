@@ -268,6 +268,7 @@ def test_fatal_error_fails_the_record_and_is_recorded_on_the_segment(stack, seed
     for state in Ledger(stack.dynamodb, LEDGER).list_segments(run_id):
         assert state.status == "failed"
         assert "AccessDeniedException" in state.last_error
+        assert state.first_error == state.last_error
     assert remaining_keys(stack.dynamodb, "Swept") == set(seeded.keys)
 
 
