@@ -34,6 +34,7 @@ from scavenger.local.demo import (
 )
 from scavenger.local.emulator import DYNAMODB_BACKENDS, require_dynalite
 from scavenger.local.fleet import default_workers
+from scavenger.ops.context import engine_logs_on_stderr
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         require_dynalite()
 
     console = Console(stderr=True)
-    with ProgressObserver(console) as observer:
+    with engine_logs_on_stderr(), ProgressObserver(console) as observer:
         report = run_demo(options, observer)
     console.print(report_table(report))
     if report.log_path:

@@ -1,9 +1,10 @@
 """``scavenger work``: a local worker fleet on the configured queue, until it drains.
 
-The queue, the ledger and the sweeps come from the environment the Lambda
-functions read (``SCAVENGER_QUEUE_URL``, ``SCAVENGER_LEDGER_TABLE``,
-``SCAVENGER_SWEEPS``), or from ``--config`` (its ``[[sweeps]]`` and its
-``[resources]`` table). It works against an emulator or a real account alike.
+The queue and the ledger are found as every operator command finds them
+(``[resources]`` in the config, ``SCAVENGER_*`` variables, ``--stack``); the
+sweeps come from the config or ``SCAVENGER_SWEEPS``. The functions get the
+environment the deployed ones have. It works against an emulator or a real
+account alike.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
 from pathlib import Path
 
-from botocore.exceptions import BotoCoreError, ClientError
 from rich.console import Console
 
 from scavenger import aws
-from scavenger.config import Config, load_config, load_sweeps_json, sweeps_to_json
+from scavenger.config import sweeps_to_json
 from scavenger.errors import ScavengerError
 from scavenger.local.fleet import BATCH_SIZE, Fleet, FleetOptions, FleetStats, default_workers
 from scavenger.local.function import DEFAULT_HANDLER
+from scavenger.ops.context import (
+    Operator,
+    aws_errors_as_user_errors,
+    configured_sweeps,
+    engine_logs_on_stderr,
+)
 
 DEFAULT_TIMEOUT_SECONDS = 300.0  # the deployed worker's timeout (infra)
 
@@ -69,22 +74,21 @@ def run(args: argparse.Namespace) -> int:
         raise ScavengerError(f"--batch-size: {args.batch_size} must be in 1..{BATCH_SIZE}")
     if args.retry_delay is not None and not 0 <= args.retry_delay <= 43200:
         raise ScavengerError(f"--retry-delay: {args.retry_delay} must be in 0..43200")
-    environment = function_environment(
-        os.environ, _config_if_any(args.config), args.endpoint_url, args.region
-    )
-    region = environment["AWS_REGION"]
-    sqs = aws.client("sqs", endpoint_url=environment.get("AWS_ENDPOINT_URL"), region=region)
-    options = FleetOptions(
-        queue_url=environment["SCAVENGER_QUEUE_URL"],
-        workers=args.workers,
-        timeout_seconds=args.timeout,
-        handler=args.handler,
-        environment=environment,
-        region=region,
-        batch_size=args.batch_size,
-        retry_delay=args.retry_delay,
-        log_path=args.log_file,
-    )
+    with aws_errors_as_user_errors():
+        operator = Operator.from_args(args)
+        environment = function_environment(operator, args.endpoint_url, args.region)
+        options = FleetOptions(
+            queue_url=operator.resources.queue_url,
+            workers=args.workers,
+            timeout_seconds=args.timeout,
+            handler=args.handler,
+            environment=environment,
+            region=environment["AWS_REGION"],
+            batch_size=args.batch_size,
+            retry_delay=args.retry_delay,
+            log_path=args.log_file,
+        )
+        fleet = Fleet(options, operator.sqs)
     console = Console(stderr=True)
     with console.status("starting the fleet") as status:
 
@@ -94,11 +98,8 @@ def run(args: argparse.Namespace) -> int:
                 f"{stats.failed} failed, {stats.continuations} continuations"
             )
 
-        try:
-            fleet = Fleet(options, sqs)
-        except (ClientError, BotoCoreError) as exc:
-            raise ScavengerError(f"queue {options.queue_url}: {exc}") from None
-        stats = fleet.run(on_tick=show)
+        with engine_logs_on_stderr():
+            stats = fleet.run(on_tick=show)
     console.print(
         f"queue drained in {stats.seconds:.1f}s: {stats.invocations} invocations, "
         f"{stats.succeeded} records done, {stats.failed} failed, "
@@ -110,39 +111,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_if_any(path: str) -> Config | None:
-    """The config file if there is one; without it the environment must say it all."""
-    if not Path(path).exists() and os.environ.get("SCAVENGER_SWEEPS"):
-        return None
-    return load_config(path)
-
-
 def function_environment(
-    base: Mapping[str, str],
-    config: Config | None,
-    endpoint_url: str | None,
-    region: str | None,
+    operator: Operator, endpoint_url: str | None, region: str | None
 ) -> dict[str, str]:
     """The environment the worker functions get, as the deployed ones would."""
-    env = dict(base)
-    resources = config.resources if config else {}
-    for variable, key in (
-        ("SCAVENGER_QUEUE_URL", "queue_url"),
-        ("SCAVENGER_LEDGER_TABLE", "ledger_table"),
-        ("SCAVENGER_DLQ_URL", "dlq_url"),
-    ):
-        value = env.get(variable) or resources.get(key)
-        if value:
-            env[variable] = value
-        elif key != "dlq_url":
-            raise ScavengerError(
-                f"{variable}: not set, and the config has no [resources] {key} "
-                "(set one of them to the deployed stack's value)"
-            )
-    if config is not None:
-        env["SCAVENGER_SWEEPS"] = sweeps_to_json(config.sweeps)
-    else:
-        load_sweeps_json(env.get("SCAVENGER_SWEEPS", ""))  # fail here, not in every worker
+    env = dict(os.environ)
+    env["SCAVENGER_SWEEPS"] = sweeps_to_json(configured_sweeps(operator.config, env))
+    env["SCAVENGER_QUEUE_URL"] = operator.resources.queue_url
+    env["SCAVENGER_LEDGER_TABLE"] = operator.resources.ledger_table
+    dlq_url = operator.resources.optional_dlq_url()
+    if dlq_url:
+        env["SCAVENGER_DLQ_URL"] = dlq_url
     if endpoint_url:
         env["AWS_ENDPOINT_URL"] = endpoint_url
     env["AWS_REGION"] = aws.resolve_region(region or env.get("AWS_REGION"))

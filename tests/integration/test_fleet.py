@@ -305,8 +305,10 @@ def test_work_command_without_a_queue_is_a_one_line_error(
         '"age_attribute": "t", "age_format": "iso8601", "max_age": "1d"}]',
     )
 
-    assert cli.main(["work", "--config", str(tmp_path / "absent.toml")]) == 2
+    monkeypatch.chdir(tmp_path)  # no scavenger.toml here
+
+    assert cli.main(["work"]) == 2
 
     err = capsys.readouterr().err.strip()
-    assert err.startswith("scavenger work: error: SCAVENGER_QUEUE_URL: not set")
+    assert err.startswith("scavenger work: error: queue: not found")
     assert "\n" not in err
