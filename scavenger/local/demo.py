@@ -471,9 +471,12 @@ def _seed(
             written += len(batch)
             observer.seeding(written, count)
 
-    with ThreadPoolExecutor(SEED_THREADS, thread_name_prefix="seed") as pool:
+    pool = ThreadPoolExecutor(SEED_THREADS, thread_name_prefix="seed")
+    try:
         for future in [pool.submit(write, batch) for batch in batches]:
             future.result()
+    finally:
+        pool.shutdown(cancel_futures=True)  # a Ctrl-C does not wait for the rest
     return truth
 
 
