@@ -36,7 +36,9 @@ class StackSettings:
     planner_timeout_seconds: int = 300
     planner_memory_mb: int = 512
     max_concurrency: int = 50
-    batch_size: int = 10
+    # One segment message per invocation, as DESIGN.md has it: a batch of FIFO records
+    # shares one deadline, so larger batches only slice each segment's time thinner.
+    batch_size: int = 1
     max_hops: int = DEFAULT_MAX_HOPS
     alarm_topic_arn: str | None = None
     oldest_message_alarm_seconds: int = 3600

@@ -46,6 +46,41 @@ class Deadline:
         return self._remaining_millis() / 1000.0 - self.reserve_seconds
 
 
+class TimeShares:
+    """Splits an invocation's time between the records of its batch.
+
+    Each record may use an equal share of what is left once a safety margin is kept
+    for every record still to come, so one segment cannot starve the others and the
+    last record still has time to checkpoint and continue.
+    """
+
+    def __init__(self, invocation: Budget, records: int, margin: float):
+        self.invocation = invocation
+        self.records_left = max(records, 1)
+        self.margin = margin
+
+    def next(self) -> RecordBudget:
+        remaining = self.invocation.remaining_seconds()
+        spare = max(0.0, remaining - self.records_left * self.margin)
+        own = self.margin + spare / self.records_left
+        self.records_left = max(self.records_left - 1, 1)
+        return RecordBudget(self.invocation, reserved=max(0.0, remaining - own))
+
+
+class RecordBudget:
+    """One record's budget: the invocation's time less what is kept for later records."""
+
+    def __init__(self, invocation: Budget, reserved: float):
+        self.invocation = invocation
+        self.reserved = reserved
+
+    def remaining_seconds(self) -> float:
+        return self.invocation.remaining_seconds() - self.reserved
+
+    def invocation_seconds(self) -> float:
+        return self.invocation.remaining_seconds()
+
+
 class NoDeadline:
     """A budget that never runs out (CLI commands)."""
 

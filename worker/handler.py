@@ -14,11 +14,11 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from scavenger.errors import InvalidMessage
+from scavenger.errors import InvalidMessage, OutOfTime
 from scavenger.ledger import Ledger
 from scavenger.message import SegmentMessage
 from scavenger.observability import emit_counts, logger
-from scavenger.retry import Deadline, RetryPolicy
+from scavenger.retry import Budget, Deadline, RecordBudget, RetryPolicy, TimeShares
 from scavenger.runtime import Runtime, lambda_runtime
 from worker.sweep import sweep_message
 
@@ -29,27 +29,34 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def handle(event: dict[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
     """The batch, with the container's runtime passed in (tests and benchmarks build their own)."""
-    deadline = Deadline(context.get_remaining_time_in_millis)
+    invocation = Deadline(context.get_remaining_time_in_millis)
+    shares = TimeShares(
+        invocation, len(event.get("Records", [])), runtime.settings.safety_margin_seconds
+    )
     processor = SqsFifoPartialProcessor(skip_group_on_error=True)
     # Report a batch whose records all failed like any other partial failure, so the
     # response always names exactly the records to retry.
     processor.raise_on_entire_batch_failure = False
     response: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
         event=event,
-        record_handler=lambda record: process_record(record, runtime, deadline),
+        record_handler=lambda record: process_record(record, runtime, shares.next()),
         processor=processor,
         context=context,
     )
     return response
 
 
-def process_record(record: SQSRecord, runtime: Runtime, deadline: Deadline) -> str:
+def process_record(record: SQSRecord, runtime: Runtime, deadline: RecordBudget) -> str:
     logger.remove_keys(["run_id", "sweep", "segment", "hop"])
     try:
         message = SegmentMessage.parse(record.body)
     except InvalidMessage as exc:
         logger.error("poison message", extra={"message_id": record.message_id, "error": str(exc)})
         raise
+    if deadline.invocation_seconds() < runtime.settings.safety_margin_seconds:
+        # Too late to claim, checkpoint and continue safely: hand the record back
+        # untouched rather than be killed mid-call with the whole batch.
+        raise OutOfTime(f"{deadline.invocation_seconds():.2f}s left, record handed back")
     logger.append_keys(
         run_id=message.run_id, sweep=message.sweep, segment=message.segment, hop=message.hop
     )
@@ -57,7 +64,7 @@ def process_record(record: SQSRecord, runtime: Runtime, deadline: Deadline) -> s
         result = sweep_message(message, runtime, deadline)
     except Exception as exc:
         logger.exception("segment failed")
-        _record_failure(runtime, message, exc, deadline)
+        _record_failure(runtime, message, exc, deadline.invocation)
         raise
     emit_counts(message.sweep, result.counts)
     logger.info(
@@ -68,7 +75,7 @@ def process_record(record: SQSRecord, runtime: Runtime, deadline: Deadline) -> s
 
 
 def _record_failure(
-    runtime: Runtime, message: SegmentMessage, exc: Exception, deadline: Deadline
+    runtime: Runtime, message: SegmentMessage, exc: Exception, deadline: Budget
 ) -> None:
     """Best effort: note the error on the segment item; the record fails either way."""
     retry = RetryPolicy(deadline, max_attempts=3, sleep=runtime.sleep)

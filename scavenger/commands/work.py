@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=BATCH_SIZE,
-        help="records per invocation, 1..10 (default: %(default)s, as Lambda's)",
+        default=1,
+        help="records per invocation, 1..10 (default: %(default)s, as the deployed stack's)",
     )
     parser.add_argument(
         "--retry-delay",

@@ -86,7 +86,7 @@ def test_worker_consumes_the_queue_with_partial_batch_failures(template: Templat
             "FunctionName": {"Ref": worker_id},
             "EventSourceArn": {"Fn::GetAtt": [queue_id, "Arn"]},
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
-            "BatchSize": 10,
+            "BatchSize": 1,
             "ScalingConfig": {"MaximumConcurrency": 50},
         },
     )

@@ -110,7 +110,7 @@ def test_short_deadlines_force_continuations_in_the_same_group(stack, seeded):
     clock = FakeClock()
     tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
 
-    drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=4))
+    drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
 
     hops_by_group: dict[str, list[int]] = {}
     for body, group in zip(drained.bodies, drained.groups, strict=True):
@@ -131,7 +131,7 @@ def test_redelivered_and_stale_messages_count_nothing_twice(stack, seeded):
     run_id = start_run(stack)
     clock = FakeClock()
     tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
-    drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=4))
+    drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
     before = finished_run(stack, run_id)
     assert any(body["hop"] > 0 for body in drained.bodies)
 

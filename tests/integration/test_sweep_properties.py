@@ -66,7 +66,8 @@ def render(item, age_format):
     segments=st.integers(1, 4),
     page_size=st.integers(1, 9),
     tick=st.sampled_from([0.0, 0.05, 0.3]),
-    timeout=st.floats(3.0, 8.0),
+    # a batch of k records needs k safety margins (1.5 s) plus time to work
+    timeout=st.floats(10.0, 16.0),
     throttle_rate=st.sampled_from([0.0, 0.0, 0.15]),
 )
 def test_deleted_set_is_exactly_the_expired_set(

@@ -108,3 +108,26 @@ def test_pacer_spaces_deletes_to_the_configured_rate():
 
 def test_pacer_without_a_rate_never_waits():
     assert Pacer(0).delay() == 0.0
+
+
+def test_each_record_of_a_batch_gets_an_equal_share_and_its_own_margin():
+    from scavenger.retry import TimeShares
+
+    clock = Budget(31.5)
+    shares = TimeShares(clock, records=3, margin=1.5)
+
+    first = shares.next()
+    assert first.remaining_seconds() == pytest.approx(1.5 + 9)  # 27 s spare / 3, plus margin
+    clock.seconds -= 10.5  # the first record used all of it
+    second = shares.next()
+    assert second.remaining_seconds() == pytest.approx(1.5 + 9)
+    clock.seconds -= 2  # the second finished early: the third gets the rest
+    third = shares.next()
+    assert third.remaining_seconds() == pytest.approx(19)
+
+
+def test_a_batch_with_too_little_time_gives_each_record_only_its_margin():
+    from scavenger.retry import TimeShares
+
+    shares = TimeShares(Budget(3.0), records=3, margin=1.5)
+    assert shares.next().remaining_seconds() == pytest.approx(1.5)
