@@ -11,6 +11,7 @@ in upper case, prefixed ``SCAVENGER_PRICE_`` (for example
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -78,7 +79,6 @@ class CostEstimate:
 def estimate(
     counts: Counts,
     *,
-    pages: int,
     prices: Prices | None = None,
     memory_mb: int = DEFAULT_WORKER_MEMORY_MB,
 ) -> CostEstimate:
@@ -86,7 +86,7 @@ def estimate(
     each: the items are small), worker GB-seconds, one Lambda request per message
     (batching can only lower it) and the SQS requests of each message."""
     prices = prices or Prices()
-    ledger_writes = pages + LEDGER_WRITES_PER_MESSAGE * counts.messages
+    ledger_writes = counts.pages + LEDGER_WRITES_PER_MESSAGE * counts.messages
     return CostEstimate(
         dynamodb_reads=counts.read_units * prices.read_unit,
         dynamodb_writes=(counts.write_units + ledger_writes) * prices.write_unit,
@@ -94,3 +94,35 @@ def estimate(
         lambda_requests=counts.messages * prices.lambda_request,
         sqs_requests=counts.messages * SQS_REQUESTS_PER_MESSAGE * prices.sqs_request,
     )
+
+
+# Assumed on AWS for projections only (what was measured is always preferred):
+# a conditional DeleteItem from Lambda in the same region takes about 5 ms.
+ASSUMED_DELETE_MS = 5.0
+READ_UNIT_BYTES = 4096
+WRITE_UNIT_BYTES = 1024
+
+
+def projected_run(
+    *,
+    table_items: int,
+    table_bytes: int,
+    deletes: int,
+    segments: int,
+    page_size: int,
+    prices: Prices | None = None,
+    memory_mb: int = DEFAULT_WORKER_MEMORY_MB,
+) -> CostEstimate:
+    """A real run's cost before it happens: the scan reads the whole table once (0.5
+    read unit per 4 KB, eventually consistent), each delete writes ceil(item size /
+    1 KB) units, and each delete takes ``ASSUMED_DELETE_MS`` of worker time."""
+    item_bytes = table_bytes / table_items if table_items else 0.0
+    units_per_delete = max(1, math.ceil(item_bytes / WRITE_UNIT_BYTES))
+    counts = Counts(
+        read_units=math.ceil(table_bytes / READ_UNIT_BYTES) * 0.5,
+        write_units=float(deletes * units_per_delete),
+        pages=max(segments, math.ceil(table_items / page_size)),
+        messages=segments,
+        worker_ms=round(deletes * ASSUMED_DELETE_MS),
+    )
+    return estimate(counts, prices=prices, memory_mb=memory_mb)

@@ -45,9 +45,11 @@ class Counts:
     unparseable: int = 0
     throttled: int = 0
     # What the work cost: capacity units DynamoDB reported for Scan and DeleteItem,
-    # segment messages that finished or continued, and the time spent on them.
+    # ledger checkpoints (one per page), segment messages that finished or continued,
+    # and the time spent on them.
     read_units: float = 0.0
     write_units: float = 0.0
+    pages: int = 0
     messages: int = 0
     worker_ms: int = 0
 

@@ -208,6 +208,16 @@ def report_table(report: DemoReport) -> Table:
         table.add_row(f"  {operation}", f"{count:,}", "API calls by the workers")
     per_item = total / report.deleted if report.deleted else 0.0
     table.add_row("API calls", f"{total:,}", f"{per_item:.2f} per deleted item")
+    cost = data["cost"]
+    table.add_section()
+    table.add_row(
+        "cost estimate",
+        f"${cost['total']:.4f}",
+        "these units at AWS on-demand prices: "
+        f"DynamoDB ${cost['dynamodb_reads'] + cost['dynamodb_writes']:.4f}, "
+        f"Lambda ${cost['lambda_compute'] + cost['lambda_requests']:.4f}, "
+        f"SQS ${cost['sqs_requests']:.4f}",
+    )
     return table
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
 from planner.plan import Planner, PlanResult
+from scavenger.cost import Prices, projected_run
 from scavenger.errors import ConfigError
 from scavenger.ops.context import (
     Operator,
@@ -23,6 +25,7 @@ from scavenger.ops.context import (
     load_optional_config,
 )
 from scavenger.ops.output import console, print_json
+from scavenger.settings import DEFAULT_PAGE_SIZE
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +49,41 @@ def run(args: argparse.Namespace) -> int:
         operator = Operator.from_args(args)
         planner = Planner(ledger=operator.ledger, queue=operator.queue, dynamodb=operator.dynamodb)
         results = [planner.plan(sweep, dry_run=args.dry_run) for sweep in sweeps]
-    render(results)
+        tables = {sweep.name: sweep.table for sweep in sweeps}
+        ceilings = {
+            result.sweep: cost_ceiling(operator.dynamodb, tables[result.sweep], result)
+            for result in results
+            if result.started and result.dry_run
+        }
+    render(results, ceilings)
     if args.json:
-        print_json({"runs": [result.to_json() for result in results]})
+        print_json(
+            {
+                "runs": [
+                    result.to_json() | {"real_run_cost_ceiling": ceilings.get(result.sweep)}
+                    for result in results
+                ]
+            }
+        )
     return 0 if all(result.started for result in results) else 1
 
 
-def render(results: list[PlanResult]) -> None:
+def cost_ceiling(dynamodb: Any, table: str, result: PlanResult) -> dict[str, Any]:
+    """What a real run would cost at most: as if every item of the table were expired
+    (DescribeTable's size and count, refreshed about every six hours)."""
+    description = dynamodb.describe_table(TableName=table)["Table"]
+    items = int(description.get("ItemCount", 0))
+    return projected_run(
+        table_items=items,
+        table_bytes=int(description.get("TableSizeBytes", 0)),
+        deletes=items,
+        segments=result.segments,
+        page_size=DEFAULT_PAGE_SIZE,
+        prices=Prices.from_env(),
+    ).to_json()
+
+
+def render(results: list[PlanResult], ceilings: dict[str, dict[str, Any]]) -> None:
     table = Table(title="planned runs", title_justify="left")
     for column in ("sweep", "run", "segments", "cutoff", "dry run", "note"):
         table.add_column(column)
@@ -66,3 +97,9 @@ def render(results: list[PlanResult]) -> None:
             "started" if result.started else f"not started: {escape(result.reason)}",
         )
     console().print(table)
+    for sweep, ceiling in ceilings.items():
+        console().print(
+            f"{sweep}: a real run would cost at most ${ceiling['total']:.4f} (every item "
+            "expired); once this dry run is done, `scavenger status RUN_ID` estimates it "
+            "from the items the dry run found expired"
+        )

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
+from scavenger.cost import Prices, projected_run
 from scavenger.errors import ScavengerError
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import ago, console, human_duration, print_json
 from scavenger.ops.status import RunDetail, RunSummary, recent_runs, run_detail
+from scavenger.settings import DEFAULT_PAGE_SIZE
 
 MAX_ERROR_SHOWN = 160
 
@@ -46,10 +49,38 @@ def run(args: argparse.Namespace) -> int:
         dlq_url = operator.resources.optional_dlq_url()
         dlq = DeadLetterQueue(operator.sqs, dlq_url) if dlq_url else None
         detail = run_detail(operator.ledger, args.run_id, dlq, now)
+        projection = real_run_cost(operator.dynamodb, detail.summary)
     render_detail(detail, now)
+    cost = detail.summary.to_json()["cost"]
+    console().print(
+        f"cost: ${cost['total']:.6f} at on-demand prices (DynamoDB reads ${cost['dynamodb_reads']}"
+        f", writes ${cost['dynamodb_writes']}, Lambda ${cost['lambda_compute']}"
+        f" + ${cost['lambda_requests']}, SQS ${cost['sqs_requests']})"
+    )
+    if projection is not None:
+        console().print(
+            f"a real run would cost about ${projection['total']:.6f}"
+            f" (deleting the {detail.summary.counts.expired} items this dry run found expired)"
+        )
     if args.json:
-        print_json(detail.to_json())
+        print_json(detail.to_json() | {"real_run_cost": projection})
     return 0
+
+
+def real_run_cost(dynamodb: Any, summary: RunSummary) -> dict[str, Any] | None:
+    """For a finished dry run: the cost of deleting what it found, with the table's size."""
+    run = summary.run
+    if not run.dry_run or run.status != "done":
+        return None
+    description = dynamodb.describe_table(TableName=run.table)["Table"]
+    return projected_run(
+        table_items=int(description.get("ItemCount", 0)),
+        table_bytes=int(description.get("TableSizeBytes", 0)),
+        deletes=summary.counts.expired,
+        segments=run.total_segments,
+        page_size=DEFAULT_PAGE_SIZE,
+        prices=Prices.from_env(),
+    ).to_json()
 
 
 def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:

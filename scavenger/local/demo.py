@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from scavenger.config import Sweep, load_config, sweeps_to_json
+from scavenger.cost import Prices, estimate
 from scavenger.errors import ScavengerError
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Counts, Ledger
@@ -175,6 +176,7 @@ class DemoReport:
             "poller_calls": dict(sorted(self.fleet.poller_calls.items())),
             "seed_seconds": round(self.seed_seconds, 3),
             "total_seconds": round(self.total_seconds, 3),
+            "cost": estimate(self.ledger, prices=Prices.from_env()).to_json(),
             "log_file": self.log_path,
         }
 
@@ -303,12 +305,12 @@ def _run(
     suffix = f"-{secrets.token_hex(3)}" if options.endpoint_url else ""
     observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
     resources = _create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
-    sweep = _write_config(workdir / "scavenger.toml", resources.table, options.total_segments)
+    sweep = write_sweep_config(workdir / "scavenger.toml", resources.table, options.total_segments)
 
     now = datetime.now(UTC).replace(microsecond=0)
     rng = random.Random(options.seed)
     seed_started = time.monotonic()
-    truth = _seed(dynamodb, resources.table, options.items, now, rng, observer)
+    truth = seed_table(dynamodb, resources.table, options.items, now, rng, observer)
     seed_seconds = time.monotonic() - seed_started
 
     environment = endpoints.environment()
@@ -351,7 +353,7 @@ def _run(
     seconds = time.monotonic() - sweep_started
 
     observer.stage("checking the table against the seeded truth")
-    remaining = _remaining_keys(dynamodb, resources.table)
+    remaining = remaining_keys(dynamodb, resources.table)
     expired_keys = {item.key for item in truth if item.expired(cutoff)}
     all_keys = {item.key for item in truth}
     run = ledger.get_run(run_id)
@@ -390,19 +392,7 @@ def _create_resources(dynamodb: Any, sqs: Any, suffix: str, timeout: float) -> D
     table = f"Workers{suffix}"
     ledger_table = f"scavenger-ledger{suffix}"
     try:
-        dynamodb.create_table(
-            TableName=table,
-            AttributeDefinitions=[
-                {"AttributeName": "WorkerId", "AttributeType": "N"},
-                {"AttributeName": "StartTime", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "WorkerId", "KeyType": "HASH"},
-                {"AttributeName": "StartTime", "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        dynamodb.get_waiter("table_exists").wait(TableName=table)
+        create_demo_table(dynamodb, table)
         try:
             create_ledger_table(dynamodb, ledger_table)
         except ClientError as exc:
@@ -419,7 +409,24 @@ def _create_resources(dynamodb: Any, sqs: Any, suffix: str, timeout: float) -> D
     return DemoResources(table, ledger_table, queues.queue_url, queues.dlq_url)
 
 
-def _write_config(path: Path, table: str, segments: int) -> Sweep:
+def create_demo_table(dynamodb: Any, table: str) -> None:
+    """The swept table, keyed like the original one (WorkerId N, StartTime S)."""
+    dynamodb.create_table(
+        TableName=table,
+        AttributeDefinitions=[
+            {"AttributeName": "WorkerId", "AttributeType": "N"},
+            {"AttributeName": "StartTime", "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": "WorkerId", "KeyType": "HASH"},
+            {"AttributeName": "StartTime", "KeyType": "RANGE"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.get_waiter("table_exists").wait(TableName=table)
+
+
+def write_sweep_config(path: Path, table: str, segments: int) -> Sweep:
     """The sweep, as a user would write it, read back by the real config parser."""
     path.write_text(
         "[[sweeps]]\n"
@@ -437,7 +444,7 @@ def _write_config(path: Path, table: str, segments: int) -> Sweep:
     return load_config(path).sweep(SWEEP_NAME)
 
 
-def _seed(
+def seed_table(
     dynamodb: Any,
     table: str,
     count: int,
@@ -531,7 +538,7 @@ class RunMonitor:
         return self.finished
 
 
-def _remaining_keys(dynamodb: Any, table: str) -> set[tuple[int, str]]:
+def remaining_keys(dynamodb: Any, table: str) -> set[tuple[int, str]]:
     keys: set[tuple[int, str]] = set()
     request: dict[str, Any] = {"TableName": table, "ProjectionExpression": "WorkerId, StartTime"}
     while True:

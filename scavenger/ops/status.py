@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from scavenger.cost import Prices, estimate
 from scavenger.errors import ScavengerError
 from scavenger.ledger import Counts, Ledger, RunRecord, SegmentState
 from scavenger.ops.dlq import DeadLetter, DeadLetterQueue
@@ -43,6 +44,7 @@ class RunSummary:
             "segments_failed": self.failed,
             "deleted": self.counts.deleted,
             "counts": self.counts.as_dict(),
+            "cost": estimate(self.counts, prices=Prices.from_env()).to_json(),
             "seconds": self.seconds,
             "last_progress": self.last_progress,
         }

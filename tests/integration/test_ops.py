@@ -589,3 +589,21 @@ def test_resources_come_from_the_stack_outputs_and_the_queue_redrive_policy(
     conflict = cli("status", "--stack", "ops")
     assert conflict.code == 2
     assert "its QueueUrl" in conflict.one_line_error
+
+
+def test_a_dry_run_prices_the_real_run_before_and_after(stack, seeded, cli):
+    planned = cli("plan", "--dry-run", "--json")
+    (run,) = planned.json["runs"]
+    ceiling = run["real_run_cost_ceiling"]
+    assert ceiling["total"] > 0 and ceiling["dynamodb_writes"] > 0
+
+    work(stack)
+    status = cli("status", run["run_id"], "--json")
+
+    assert status.code == 0
+    assert status.json["run"]["counts"]["deleted"] == 0
+    assert status.json["run"]["cost"]["total"] > 0  # the dry run's own reads and time
+    projected = status.json["real_run_cost"]
+    # deleting only what the dry run found expired costs less than deleting everything
+    assert 0 < projected["dynamodb_writes"] < ceiling["dynamodb_writes"]
+    assert "a real run would cost about" in status.err

@@ -62,6 +62,9 @@ def test_exactly_the_expired_items_are_deleted_on_every_key_shape(
     assert run.totals.skipped == 0
     # what it cost is recorded too: one message per segment here, capacity as reported
     assert run.totals.messages == run.total_segments
+    assert run.totals.pages == sum(
+        s.checkpoints for s in Ledger(stack.dynamodb, LEDGER).list_segments(run.run_id)
+    )
     assert run.totals.read_units > 0 and run.totals.write_units > 0
 
 

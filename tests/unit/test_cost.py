@@ -6,9 +6,11 @@ from scavenger.ledger import Counts
 
 
 def test_estimate_follows_the_documented_formula():
-    counts = Counts(read_units=2_000_000, write_units=1_000_000, messages=100, worker_ms=60_000)
+    counts = Counts(
+        read_units=2_000_000, write_units=1_000_000, pages=900, messages=100, worker_ms=60_000
+    )
 
-    cost = estimate(counts, pages=900, memory_mb=1024)
+    cost = estimate(counts, memory_mb=1024)
 
     assert cost.dynamodb_reads == pytest.approx(0.25)
     assert cost.dynamodb_writes == pytest.approx((1_000_000 + 900 + 200) * 0.625e-6)
