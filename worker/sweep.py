@@ -214,6 +214,7 @@ class SegmentSweeper:
         return True
 
     def _checkpoint(self, checkpoints: int, cursor: Key | None, counts: Counts, done: bool) -> bool:
+        counts = counts + Counts(pages=1)  # each checkpoint is one ledger write
         ok = self.ledger.checkpoint(
             self.message.run_id,
             self.message.segment,
