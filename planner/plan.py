@@ -19,7 +19,7 @@ from scavenger.expiry import format_instant
 from scavenger.ledger import Ledger, RunRecord
 from scavenger.message import SegmentMessage
 from scavenger.observability import logger
-from scavenger.queue import SegmentQueue
+from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.retry import NoDeadline, RetryPolicy
 
 # Each segment's expected work should fit comfortably in one worker invocation:
@@ -111,7 +111,18 @@ class Planner:
             )
             for segment in range(total)
         ]
-        self.queue.send_all(messages)
+        try:
+            self.queue.send_all(messages)
+        except SendFailed as exc:
+            # The run exists and blocks the next one: make the unsent segments visible
+            # as failed, so `scavenger status` shows them and `requeue` sends them.
+            for segment in exc.segments:
+                self.ledger.record_failure(run_id, segment, f"planner could not send: {exc.reason}")
+            raise SendFailed(
+                exc.segments,
+                f"{exc.reason}; run {run_id} has them marked failed: "
+                f"`scavenger requeue {run_id} --segment N` sends them",
+            ) from exc
         logger.info(
             "run started",
             extra={"sweep": sweep.name, "run_id": run_id, "segments": total, "dry_run": dry_run},

@@ -33,7 +33,8 @@ class FatalError(Exception):
 
 
 class OutOfTime(Exception):
-    """The invocation's time budget ran out before an operation could succeed."""
+    """Too little of the invocation is left to claim a record and continue it safely:
+    the record is handed back (a batch item failure) before any AWS call."""
 
 
 # Codes that mean "slow down and try again". Kept in one tuple, as botocore does.
@@ -69,6 +70,8 @@ def classify(exc: Exception) -> Exception:
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
         if code in CONDITION_FAILED_CODES:
             return ConditionFailed(message)
+        if code == "TransactionCanceledException":
+            return _cancelled_transaction(exc, message)
         if code in THROTTLING_CODES or status >= 500:
             return RetryableError(f"{code or status}: {message}")
         return FatalError(f"{code}: {message}")
@@ -77,3 +80,18 @@ def classify(exc: Exception) -> Exception:
     if isinstance(exc, BotoCoreError):
         return FatalError(str(exc))
     return exc
+
+
+def _cancelled_transaction(exc: ClientError, message: str) -> Exception:
+    """A transaction fails as a whole; its reasons say why, one per item."""
+    reasons = [
+        str(reason.get("Code", "None")) for reason in exc.response.get("CancellationReasons", [])
+    ]
+    failed = [code for code in reasons if code not in ("None", "")]
+    if failed and all(
+        code in ("ConditionalCheckFailed", *CONDITION_FAILED_CODES) for code in failed
+    ):
+        return ConditionFailed(message)
+    if any(code in ("TransactionConflict", *THROTTLING_CODES) for code in failed) or not failed:
+        return RetryableError(f"TransactionCanceledException: {message}")
+    return FatalError(f"TransactionCanceledException: {message}")

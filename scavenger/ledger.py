@@ -8,6 +8,7 @@ once even when two workers hold the same segment.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from scavenger.errors import ConditionFailed
+from scavenger.errors import ConditionFailed, RetryableError
 from scavenger.message import Key, cursor_from_json, cursor_to_json
 from scavenger.retry import NoDeadline, RetryPolicy
 
@@ -45,8 +46,8 @@ class Counts:
     unparseable: int = 0
     throttled: int = 0
     # What the work cost: capacity units DynamoDB reported for Scan and DeleteItem,
-    # ledger checkpoints (one per page), segment messages that finished or continued,
-    # and the time spent on them.
+    # ledger checkpoints (one per page, or part of a page cut short), segment messages
+    # that finished or continued, and the time spent on them.
     read_units: float = 0.0
     write_units: float = 0.0
     pages: int = 0
@@ -168,7 +169,10 @@ class Ledger:
     # -- runs -------------------------------------------------------------------------
 
     def create_run(self, run: RunRecord) -> None:
-        """Write the run item and one pending item per segment (before any message)."""
+        """Write one pending item per segment, then the run item (before any message).
+
+        A planner that dies part-way leaves no run item, so the sweep is not blocked.
+        """
         expires = _n(int(time.time()) + RETENTION_SECONDS)
         run_item = {
             "run_id": _s(run.run_id),
@@ -182,19 +186,22 @@ class Ledger:
             "status": _s(run.status),
             "expires_at": expires,
         }
-        self._call(
-            "PutItem",
-            lambda: self.client.put_item(
-                TableName=self.table_name,
-                Item=run_item,
-                ConditionExpression="attribute_not_exists(run_id)",
-            ),
-        )
         segment_items = (
             self._segment_item(run.run_id, segment, expires)
             for segment in range(run.total_segments)
         )
         self._batch_put(segment_items)
+        # Run ids are new and random: if the item is there already, an earlier attempt
+        # of this very call succeeded before its response was lost.
+        with contextlib.suppress(ConditionFailed):
+            self._call(
+                "PutItem",
+                lambda: self.client.put_item(
+                    TableName=self.table_name,
+                    Item=run_item,
+                    ConditionExpression="attribute_not_exists(run_id)",
+                ),
+            )
 
     def _segment_item(self, run_id: str, segment: int, expires: dict[str, str]) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -231,7 +238,7 @@ class Ledger:
             if not pending:
                 return
             time.sleep(min(2.0, 0.05 * 2**attempt))
-        raise RuntimeError(f"ledger {self.table_name}: batch write left unprocessed items")
+        raise RetryableError(f"ledger {self.table_name}: batch write left unprocessed items")
 
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(run_id, RUN_PART)
@@ -376,7 +383,7 @@ class Ledger:
             segment,
             "SET #status = :failed, #last_error = :error, #updated_at = :now, "
             "first_error = if_not_exists(first_error, :error)",
-            "#status <> :done",
+            "attribute_exists(run_id) AND #status <> :done",
             {
                 ":failed": _s("failed"),
                 ":done": _s("done"),
@@ -384,22 +391,6 @@ class Ledger:
                 ":now": _s(now_iso()),
             },
         )
-
-    def reset_segment(
-        self, run_id: str, segment: int, *, hop: int, new_hop: int, from_start: bool
-    ) -> bool:
-        """Operator requeue: move the segment to ``new_hop`` (optionally back to the start)."""
-        update = "SET #hop = :next, #status = :pending, #updated_at = :now"
-        values: dict[str, Any] = {
-            ":hop": _n(hop),
-            ":next": _n(new_hop),
-            ":pending": _s("pending"),
-            ":now": _s(now_iso()),
-        }
-        if from_start:
-            update += ", #cursor = :start"
-            values[":start"] = _s(_cursor_text(None))
-        return self._update(run_id, segment, update, "#hop = :hop", values)
 
     # -- completion -------------------------------------------------------------------
 
@@ -420,8 +411,12 @@ class Ledger:
 
     def finish_run(self, run_id: str, total_segments: int) -> Counts | None:
         """Sum the segments once and mark the run done; None if someone already did, or
-        if a segment was reopened (operator requeue) since the done set was complete."""
-        totals = sum((state.counts for state in self.list_segments(run_id)), Counts())
+        if a segment is not done after all (an operator reopened it: its rerun will
+        finish the run)."""
+        segments = self.list_segments(run_id)
+        if len(segments) != total_segments or any(s.status != "done" for s in segments):
+            return None
+        totals = sum((state.counts for state in segments), Counts())
         finished = self._update_key(
             run_id,
             RUN_PART,
@@ -501,10 +496,6 @@ class Ledger:
         ``reopen_run`` takes a done segment out of the run's done set and sets the
         run running again. False if the segment moved since ``state`` was read.
         """
-        from botocore.exceptions import ClientError
-
-        from scavenger.errors import error_code
-
         now = now_iso()
         names = {
             "#status": "status",
@@ -573,16 +564,13 @@ class Ledger:
                 }
             )
 
-        def transact() -> bool:
-            try:
-                self.client.transact_write_items(TransactItems=items)
-            except ClientError as exc:
-                if error_code(exc) == "TransactionCanceledException":
-                    return False
-                raise
-            return True
-
-        return bool(self._call("TransactWriteItems", transact))
+        try:
+            self._call(
+                "TransactWriteItems", lambda: self.client.transact_write_items(TransactItems=items)
+            )
+        except ConditionFailed:
+            return False
+        return True
 
     def requeue_intents(self, run_id: str) -> dict[int, dict[str, Any]]:
         """Requeues of ``run_id`` not yet confirmed sent: segment -> nonce, hop,

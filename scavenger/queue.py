@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from scavenger.errors import FatalError, RetryableError, ScavengerError
 from scavenger.message import SegmentMessage
 from scavenger.retry import NoDeadline, RetryPolicy
 
@@ -13,12 +14,13 @@ BATCH_SIZE = 10
 ENTRY_ATTEMPTS = 8
 
 
-class SendFailed(RuntimeError):
-    """Some messages could not be sent; ``segments`` names them."""
+class SendFailed(ScavengerError):
+    """Some messages could not be sent; ``segments`` names every one of them."""
 
     def __init__(self, segments: list[int], reason: str):
         super().__init__(f"could not send segments {segments}: {reason}")
         self.segments = segments
+        self.reason = reason
 
 
 class SegmentQueue:
@@ -39,9 +41,22 @@ class SegmentQueue:
         )
 
     def send_all(self, messages: Sequence[SegmentMessage], nonce: str | None = None) -> None:
-        """SendMessageBatch in tens; failed entries are retried, never dropped."""
+        """SendMessageBatch in tens; failed entries are retried, never dropped. Every
+        batch is tried; SendFailed then names all the segments that were not sent."""
+        unsent: list[int] = []
+        reasons: list[str] = []
         for start in range(0, len(messages), BATCH_SIZE):
-            self._send_batch(list(messages[start : start + BATCH_SIZE]), nonce)
+            batch = list(messages[start : start + BATCH_SIZE])
+            try:
+                self._send_batch(batch, nonce)
+            except SendFailed as exc:
+                unsent += exc.segments
+                reasons.append(exc.reason)
+            except (RetryableError, FatalError) as exc:
+                unsent += [message.segment for message in batch]
+                reasons.append(str(exc))
+        if unsent:
+            raise SendFailed(sorted(unsent), reasons[0])
 
     def _send_batch(self, batch: list[SegmentMessage], nonce: str | None) -> None:
         pending = {str(index): message for index, message in enumerate(batch)}

@@ -42,10 +42,14 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             max_hops=_positive_int(env, "SCAVENGER_MAX_HOPS", DEFAULT_MAX_HOPS),
             page_size=_positive_int(env, "SCAVENGER_PAGE_SIZE", DEFAULT_PAGE_SIZE),
-            safety_margin_seconds=_positive_float(
-                env, "SCAVENGER_SAFETY_MARGIN_SECONDS", DEFAULT_SAFETY_MARGIN_SECONDS
-            ),
+            safety_margin_seconds=safety_margin(env),
         )
+
+
+def safety_margin(env: Mapping[str, str] | None = None) -> float:
+    """``SCAVENGER_SAFETY_MARGIN_SECONDS``, or the default."""
+    env = os.environ if env is None else env
+    return _positive_float(env, "SCAVENGER_SAFETY_MARGIN_SECONDS", DEFAULT_SAFETY_MARGIN_SECONDS)
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

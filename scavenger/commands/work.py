@@ -20,7 +20,14 @@ from rich.console import Console
 from scavenger import aws
 from scavenger.config import sweeps_to_json
 from scavenger.errors import ScavengerError
-from scavenger.local.fleet import BATCH_SIZE, Fleet, FleetOptions, FleetStats, default_workers
+from scavenger.local.fleet import (
+    BATCH_SIZE,
+    Fleet,
+    FleetOptions,
+    FleetStats,
+    check_timeout,
+    default_workers,
+)
 from scavenger.local.function import DEFAULT_HANDLER
 from scavenger.ops.context import (
     Operator,
@@ -68,10 +75,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ScavengerError(f"--workers: {args.workers} must be at least 1")
-    if not args.timeout > 0:
-        raise ScavengerError(f"--timeout: {args.timeout:g} must be greater than zero")
     if not 1 <= args.batch_size <= BATCH_SIZE:
         raise ScavengerError(f"--batch-size: {args.batch_size} must be in 1..{BATCH_SIZE}")
+    check_timeout(args.timeout, args.batch_size)
     if args.retry_delay is not None and not 0 <= args.retry_delay <= 43200:
         raise ScavengerError(f"--retry-delay: {args.retry_delay} must be in 0..43200")
     with aws_errors_as_user_errors():
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                 f"{stats.failed} failed, {stats.continuations} continuations"
             )
 
-        with engine_logs_on_stderr():
+        with engine_logs_on_stderr(), aws_errors_as_user_errors():
             stats = fleet.run(on_tick=show)
     console.print(
         f"queue drained in {stats.seconds:.1f}s: {stats.invocations} invocations, "

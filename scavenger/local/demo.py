@@ -31,7 +31,13 @@ from scavenger.errors import ScavengerError
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Counts, Ledger
 from scavenger.local.emulator import DynamoDBBackend, Emulator, Endpoints
-from scavenger.local.fleet import Fleet, FleetOptions, FleetStats, default_workers
+from scavenger.local.fleet import (
+    Fleet,
+    FleetOptions,
+    FleetStats,
+    check_timeout,
+    default_workers,
+)
 from scavenger.local.function import Container, FunctionSpec
 from scavenger.provision import create_ledger_table, create_queues
 
@@ -95,11 +101,7 @@ class DemoOptions:
             raise ScavengerError(f"--segments: {self.segments} must be in 1..10000")
         if self.workers < 1:
             raise ScavengerError(f"--workers: {self.workers} must be at least 1")
-        if not self.timeout_seconds >= 3:
-            raise ScavengerError(
-                f"--timeout: {self.timeout_seconds:g} must be at least 3 seconds "
-                "(the worker keeps 1.5 s in reserve to checkpoint and continue)"
-            )
+        check_timeout(self.timeout_seconds, self.batch_size)
 
     @property
     def total_segments(self) -> int:

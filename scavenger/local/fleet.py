@@ -29,7 +29,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scavenger.errors import RetryableError, classify
+from scavenger.errors import RetryableError, ScavengerError, classify
 from scavenger.local.function import (
     DEFAULT_HANDLER,
     Container,
@@ -37,6 +37,7 @@ from scavenger.local.function import (
     FunctionSpec,
     InvocationTimedOut,
 )
+from scavenger.settings import safety_margin
 
 BATCH_SIZE = 10
 POLL_WAIT_SECONDS = 1
@@ -45,6 +46,19 @@ POLLER_ATTEMPTS = 3
 # Consecutive empty readings of the queue counters (with every worker idle) that
 # make it "drained": one is exact on the emulator, AWS's counters are approximate.
 DRAINED_READINGS = 2
+
+
+def check_timeout(timeout_seconds: float, batch_size: int) -> None:
+    """Each record of a batch keeps the worker's safety margin in reserve and needs a
+    little time to work; a timeout shorter than that would hand every record back."""
+    margin = safety_margin()
+    minimum = margin * (batch_size + 1)
+    if not timeout_seconds >= minimum:
+        raise ScavengerError(
+            f"--timeout: {timeout_seconds:g} is too short for --batch-size {batch_size}: "
+            f"each record keeps {margin:g} s in reserve to checkpoint and continue "
+            f"(at least {minimum:g} s)"
+        )
 
 
 def default_workers() -> int:

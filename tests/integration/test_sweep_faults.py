@@ -11,6 +11,7 @@ import pytest
 from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.ledger import Ledger
+from scavenger.queue import SendFailed
 from scavenger.runtime import lambda_runtime
 from tests.conftest import (
     LEDGER,
@@ -128,26 +129,42 @@ def test_short_deadlines_force_continuations_in_the_same_group(stack, seeded):
 
 
 def test_redelivered_and_stale_messages_count_nothing_twice(stack, seeded):
+    """After every invocation, every message delivered so far (older hops, and the
+    current ones: duplicates that may do real work) is delivered once more."""
     run_id = start_run(stack)
     clock = FakeClock()
     tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
-    drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
-    before = finished_run(stack, run_id)
-    assert any(body["hop"] > 0 for body in drained.bodies)
+    history: list[dict] = []
 
-    # Every message ever delivered, old hops included, delivered once more.
-    for index, body in enumerate(drained.bodies):
-        record = {
-            "MessageId": f"again-{index}",
-            "ReceiptHandle": "x",
-            "Body": json.dumps(body),
-            "Attributes": {"MessageGroupId": f"sweep#{body['segment']}"},
-        }
-        response = worker_handler(sqs_event([record], stack.queue_arn), roomy_context())
-        assert response == {"batchItemFailures": []}
+    def deliver_with_replays(event, context):
+        response = worker_handler(event, context)
+        history.extend(json.loads(record["body"]) for record in event["Records"])
+        for index, body in enumerate(history):
+            record = {
+                "MessageId": f"again-{index}",
+                "ReceiptHandle": "x",
+                "Body": json.dumps(body),
+                "Attributes": {"MessageGroupId": f"sweep#{body['segment']}"},
+            }
+            again = worker_handler(
+                sqs_event([record], stack.queue_arn), FakeContext(clock, timeout_seconds=8)
+            )
+            assert again == {"batchItemFailures": []}
+        return response
 
-    assert finished_run(stack, run_id).totals == before.totals
+    drained = drain(
+        stack,
+        context_factory=lambda: FakeContext(clock, timeout_seconds=8),
+        handler=deliver_with_replays,
+    )
+
+    assert any(body["hop"] > 0 for body in history)
+    assert drained.invocations > 1
+    totals = finished_run(stack, run_id).totals
     assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
+    assert (totals.scanned, totals.expired) == (seeded.total, len(seeded.doomed))
+    assert (totals.deleted, totals.skipped) == (len(seeded.doomed), 0)
+    assert totals.unparseable == seeded.unparseable
 
 
 def receive_all(stack):
@@ -293,3 +310,92 @@ def test_hop_budget_stops_a_segment_that_never_finishes(stack, seeded, monkeypat
     state = Ledger(stack.dynamodb, LEDGER).get_segment(run_id, body["segment"])
     assert state.status == "failed"
     assert "hop budget exhausted" in state.last_error
+
+
+class Crash(BaseException):
+    """The process dies here: nothing after it runs, no handler catches it."""
+
+
+def test_continuation_whose_hop_bump_was_lost_is_accepted(stack, seeded):
+    """The worker sends its continuation, then dies before raising the hop; its own
+    message is gone too (say, to the DLQ). The continuation must carry on."""
+    run_id = start_run(stack)
+    clock = FakeClock()
+    client = aws.client("dynamodb")
+    tick_per_call(client, lambda: clock.advance(0.2))
+    sent = {"continuation": False, "crashed": False}
+    aws.client("sqs").meta.events.register(
+        "after-call.sqs.SendMessage", lambda **_: sent.update(continuation=True)
+    )
+
+    def die_before_the_hop_bump(**_):
+        if sent["continuation"] and not sent["crashed"]:
+            sent["crashed"] = True
+            raise Crash()
+
+    client.meta.events.register("before-call.dynamodb.UpdateItem", die_before_the_hop_bump)
+    first, *others = receive_all(stack)
+    release(stack, others)
+    with pytest.raises(Crash):
+        worker_handler(sqs_event([first], stack.queue_arn), FakeContext(clock, timeout_seconds=4))
+    segment = json.loads(first["Body"])["segment"]
+    ledger = Ledger(stack.dynamodb, LEDGER)
+    assert ledger.get_segment(run_id, segment).hop == 0  # the bump never happened
+    stack.sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=first["ReceiptHandle"])
+
+    drained = drain(stack, context_factory=roomy_context)
+
+    assert any(b["segment"] == segment and b["hop"] == 1 for b in drained.bodies)
+    totals = finished_run(stack, run_id).totals
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
+    assert (totals.scanned, totals.deleted) == (seeded.total, len(seeded.doomed))
+
+
+def test_a_record_reached_too_late_is_handed_back_untouched(stack, seeded):
+    start_run(stack)
+    messages = receive_all(stack)
+    calls = []
+    aws.client("dynamodb").meta.events.register("before-call.dynamodb", lambda **_: calls.append(1))
+    clock = FakeClock()
+
+    response = worker_handler(
+        sqs_event(messages, stack.queue_arn), FakeContext(clock, timeout_seconds=1.0)
+    )
+
+    assert len(response["batchItemFailures"]) == len(messages)
+    assert calls == []  # no claim, no checkpoint: nothing that could be cut off
+
+
+def test_planner_that_cannot_send_marks_every_unsent_segment_failed(stack, seeded):
+    ErrorInjector(aws.client("sqs"), "SendMessageBatch", rate=1.0, code="AccessDenied")
+
+    with pytest.raises(SendFailed) as failure:
+        planner_handler({"sweep": "sweep"}, None)
+
+    assert failure.value.segments == [0, 1, 2]
+    (run,) = Ledger(stack.dynamodb, LEDGER).list_runs()
+    states = Ledger(stack.dynamodb, LEDGER).list_segments(run.run_id)
+    assert [state.status for state in states] == ["failed"] * 3
+    assert all("planner could not send" in state.last_error for state in states)
+    assert f"scavenger requeue {run.run_id}" in str(failure.value)
+
+
+def test_a_failure_for_a_segment_the_ledger_does_not_know_writes_nothing(stack, seeded):
+    ledger = Ledger(stack.dynamodb, LEDGER)
+
+    assert ledger.record_failure("no-such-run", 3, "boom") is False
+
+    assert ledger.list_segments("no-such-run") == []
+
+
+def test_a_run_is_not_finished_while_a_segment_is_not_done(stack, seeded):
+    """A worker may add its segment to the done set just after an operator reopened
+    it (requeue from the start); the set looks complete, the run must stay open."""
+    run_id = start_run(stack)
+    ledger = Ledger(stack.dynamodb, LEDGER)
+    for segment in range(3):
+        ledger.add_done_segment(run_id, segment)
+
+    assert ledger.finish_run(run_id, 3) is None
+
+    assert ledger.get_run(run_id).status == "running"
