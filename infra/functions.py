@@ -72,7 +72,15 @@ class SweepFunctions(Construct):
             description="Scavenger worker: scans one segment and deletes what is expired",
             timeout=Duration.seconds(settings.worker_timeout_seconds),
             memory_mb=settings.worker_memory_mb,
-            environment={**environment, "SCAVENGER_MAX_HOPS": str(settings.max_hops)},
+            environment={
+                **environment,
+                "SCAVENGER_MAX_HOPS": str(settings.max_hops),
+                # Time kept to checkpoint and continue: room for a slow call or two
+                # (the clients' connect and read timeouts are 3 s and 10 s).
+                "SCAVENGER_SAFETY_MARGIN_SECONDS": str(
+                    max(5, settings.worker_timeout_seconds // 10)
+                ),
+            },
             recursive_loop=lambda_.RecursiveLoop.ALLOW,
         )
 

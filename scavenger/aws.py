@@ -16,8 +16,8 @@ from botocore.config import Config as BotoConfig
 # botocore's own retries stay modest: tenacity handles throttling with a time budget.
 BOTO_CONFIG = BotoConfig(
     retries={"mode": "standard", "max_attempts": 2},
-    connect_timeout=5,
-    read_timeout=30,
+    connect_timeout=3,
+    read_timeout=10,
     max_pool_connections=32,
 )
 DEFAULT_REGION = "us-east-1"

@@ -61,6 +61,8 @@ def test_worker_has_its_hop_budget(template: Template, custom_template: Template
     _, default_worker = function(template, WORKER_HANDLER)
     _, custom_worker = function(custom_template, WORKER_HANDLER)
     assert default_worker["Environment"]["Variables"]["SCAVENGER_MAX_HOPS"] == "1000"
+    # a tenth of the 300 s timeout is kept to checkpoint and continue
+    assert default_worker["Environment"]["Variables"]["SCAVENGER_SAFETY_MARGIN_SECONDS"] == "30"
     assert custom_worker["Environment"]["Variables"]["SCAVENGER_MAX_HOPS"] == "5000"
 
 
