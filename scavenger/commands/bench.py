@@ -35,6 +35,7 @@ from scavenger.bench.throughput import (
     DEFAULT_REPEATS,
     DEFAULT_SEED,
     DEFAULT_WORKERS,
+    FLEET_TIMEOUT_SECONDS,
     MODES,
     TARGETS,
     BenchOptions,
@@ -42,7 +43,7 @@ from scavenger.bench.throughput import (
     ModeRun,
 )
 from scavenger.errors import ScavengerError
-from scavenger.local.demo import DEFAULT_BATCH_SIZE, DEFAULT_TIMEOUT_SECONDS
+from scavenger.local.demo import DEFAULT_BATCH_SIZE
 from scavenger.local.emulator import DYNAMODB_BACKENDS, require_dynalite
 from scavenger.ops.context import engine_logs_on_stderr
 from scavenger.settings import DEFAULT_PAGE_SIZE
@@ -86,7 +87,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run only this mode (repeatable; default: all three)",
     )
     parser.add_argument(
-        "--segments", type=int, help="the fleet's parallel-scan segments (default: 4 per worker)"
+        "--segments",
+        type=int,
+        help="the fleet's parallel-scan segments (default: K, one per worker, as raw and "
+        "baseline scan; the demo's own default is 4 per worker)",
     )
     parser.add_argument(
         "--batch-size",
@@ -106,8 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        help="the fleet's function timeout in seconds (default: %(default)g)",
+        default=FLEET_TIMEOUT_SECONDS,
+        help="the fleet's function timeout in seconds (default: %(default)g, the stack's)",
     )
     parser.add_argument(
         "--seed",
