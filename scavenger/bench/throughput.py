@@ -491,6 +491,11 @@ def run_table_mode(
         now = datetime.now(UTC).replace(microsecond=0)
         rng = random.Random(options.seed)
         truth = seed_table(dynamodb, TABLE, options.items, now, rng, observer)
+        # The truth is what is in the table: an item the emulator failed to store
+        # would otherwise count as deleted (or, if fresh, as wrongly deleted).
+        seeded = remaining_keys(dynamodb, TABLE)
+        lost = len(truth) - len(seeded)
+        truth = [item for item in truth if item.key in seeded]
         # The planner's rule (cutoff = start - max_age); the data keeps clear of it.
         cutoff = now - MAX_AGE
         job = sweep_job(endpoints, sweep, cutoff, options)
@@ -498,7 +503,8 @@ def run_table_mode(
         work = TABLE_SWEEPS[mode](job)
         observer.stage("checking the table against the seeded truth")
         remaining = remaining_keys(dynamodb, TABLE)
-    return checked_run(mode, repeat, truth, cutoff, remaining, work)
+    run = checked_run(mode, repeat, truth, cutoff, remaining, work)
+    return replace(run, detail={"seed_lost": lost})
 
 
 def sweep_job(
