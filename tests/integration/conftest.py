@@ -56,14 +56,20 @@ class FleetQueue:
 
 @pytest.fixture
 def fleet_queue(emulator: Endpoints, request: pytest.FixtureRequest) -> FleetQueue:
-    """A FIFO queue (visibility 2 s) whose DLQ takes messages after 3 receives."""
-    max_receive_count = getattr(request, "param", 3)
+    """A FIFO queue whose DLQ takes messages after 3 receives.
+
+    Its visibility timeout is 30 s, six times the fleet's 5 s in these tests, as
+    the stack sets it: a shorter one would let a record come back while a slow
+    (cold, loaded) invocation still works on it. A test may ask for another
+    with ``@pytest.mark.parametrize("fleet_queue", [seconds], indirect=True)``.
+    """
+    visibility_timeout = getattr(request, "param", 30)
     sqs = emulator.client("sqs")
     queues = create_queues(
         sqs,
         f"fleet-{secrets.token_hex(4)}",
-        visibility_timeout=2,
-        max_receive_count=max_receive_count,
+        visibility_timeout=visibility_timeout,
+        max_receive_count=3,
     )
     return FleetQueue(sqs, queues.queue_url, queues.dlq_url)
 
