@@ -7,11 +7,13 @@ with nothing enqueued or deleted.
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +29,14 @@ TABLE_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 DURATION_PATTERN = re.compile(r"^([0-9]+)([smhd])$")
 PLACEHOLDER_PATTERN = re.compile(r"[#:][A-Za-z0-9_]+")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A cutoff a century back is far enough; longer ones only overflow dates.
+MAX_AGE_SECONDS = 36_500 * 86_400
+# DynamoDB's limits: 4 KB per expression; numbers of 38 digits in 1E-130 .. 9.99...E+125.
+MAX_EXPRESSION_LENGTH = 4096
+NUMBER_DIGITS = 38
+NUMBER_EXPONENTS = (-130, 125)  # of the leading digit
+MAX_SHOWN = 60
+MAX_DELETES_PER_SECOND = 1_000_000
 # Placeholders Scavenger adds to the user's expression; user keys may not use the prefix.
 RESERVED_PREFIX = "sc_"
 
@@ -94,22 +104,45 @@ class Config:
             if sweep.name == name:
                 return sweep
         known = ", ".join(s.name for s in self.sweeps) or "none"
-        raise ConfigError(f"sweep {name!r} is not configured (configured: {known})")
+        raise ConfigError(f"sweep {shown(name)} is not configured (configured: {known})")
 
 
 def parse_duration(text: object, field_name: str = "max_age") -> timedelta:
     """Parse ``<int><s|m|h|d>`` (``"48h"``) into a positive timedelta."""
     if not isinstance(text, str):
-        raise ConfigError(f'{field_name}: must be a string like "48h", got {text!r}')
-    match = DURATION_PATTERN.match(text.strip())
+        raise ConfigError(f'{field_name}: must be a string like "48h", got {shown(text)}')
+    match = DURATION_PATTERN.fullmatch(text.strip())
     if not match:
         raise ConfigError(
-            f'{field_name}: {text!r} is not <int><s|m|h|d> (for example "48h" or "30d")'
+            f'{field_name}: {shown(text)} is not <int><s|m|h|d> (for example "48h" or "30d")'
         )
     amount = int(match.group(1)) * UNIT_SECONDS[match.group(2)]
     if amount <= 0:
-        raise ConfigError(f"{field_name}: {text!r} must be greater than zero")
+        raise ConfigError(f"{field_name}: {shown(text)} must be greater than zero")
+    if amount > MAX_AGE_SECONDS:
+        raise ConfigError(f"{field_name}: {shown(text)} is longer than 36500d (a century)")
     return timedelta(seconds=amount)
+
+
+def shown(value: object) -> str:
+    """A value as an error message quotes it: its repr, clipped so one line stays short."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long for str()
+        text = "a very long number"
+    return text if len(text) <= MAX_SHOWN else f"{text[: MAX_SHOWN - 3]}..."
+
+
+def key_name(key: object) -> str:
+    """A key as an error message names it: bare when short and printable, else quoted."""
+    if isinstance(key, str) and len(key) <= MAX_SHOWN and key.isprintable():
+        return key
+    return shown(key)
+
+
+def _keys(raw: Mapping[Any, Any]) -> list[str]:
+    """A table's keys for messages; TOML and JSON keys are strings, a Python dict's may not be."""
+    return sorted(key_name(key) for key in raw)
 
 
 def format_duration(delta: timedelta) -> str:
@@ -134,7 +167,9 @@ def parse_sweeps(raw: object) -> tuple[Sweep, ...]:
 
 
 def parse_config(raw: Mapping[str, Any]) -> Config:
-    unknown = sorted(set(raw) - {"sweeps", "resources"})
+    if not isinstance(raw, Mapping):
+        raise ConfigError("config: must be a table with sweeps (and optionally resources)")
+    unknown = _keys({key: None for key in raw if key not in ("sweeps", "resources")})
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown top-level key (expected sweeps, resources)")
     resources = raw.get("resources", {})
@@ -142,7 +177,9 @@ def parse_config(raw: Mapping[str, Any]) -> Config:
         raise ConfigError("resources: must be a table")
     for key, value in resources.items():
         if key not in RESOURCE_KEYS:
-            raise ConfigError(f"resources.{key}: unknown key (expected {sorted(RESOURCE_KEYS)})")
+            raise ConfigError(
+                f"resources.{key_name(key)}: unknown key (expected {sorted(RESOURCE_KEYS)})"
+            )
         if not isinstance(value, str) or not value:
             raise ConfigError(f"resources.{key}: must be a non-empty string")
     return Config(sweeps=parse_sweeps(raw.get("sweeps")), resources=dict(resources))
@@ -157,10 +194,16 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError(f"config: {path} does not exist (pass --config PATH)") from None
     except OSError as exc:
         raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config: {path} is not UTF-8 text ({exc.reason})") from None
+    except ValueError as exc:  # a path with a NUL byte
+        raise ConfigError(f"config: {shown(str(path))} is not a usable path ({exc})") from None
     try:
         raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, or an int too long to convert
         raise ConfigError(f"config: {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"config: {path} is nested too deeply") from None
     return parse_config(raw)
 
 
@@ -168,8 +211,10 @@ def load_sweeps_json(text: str) -> tuple[Sweep, ...]:
     """Parse the ``SCAVENGER_SWEEPS`` environment variable (a JSON list of sweeps)."""
     try:
         raw = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:  # JSONDecodeError, or an int too long to convert
         raise ConfigError(f"SCAVENGER_SWEEPS: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError("SCAVENGER_SWEEPS: JSON nested too deeply") from None
     if isinstance(raw, dict) and "sweeps" in raw:
         raw = raw["sweeps"]
     return parse_sweeps(raw)
@@ -184,8 +229,8 @@ def _parse_sweep(raw: object, index: int) -> Sweep:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: must be a table of settings")
     if isinstance(raw.get("name"), str):
-        where = f"sweep {raw['name']!r}"
-    unknown = sorted(set(raw) - SWEEP_KEYS)
+        where = f"sweep {shown(raw['name'])}"
+    unknown = _keys({key: None for key in raw if key not in SWEEP_KEYS})
     if unknown:
         raise ConfigError(f"{where}: {unknown[0]}: unknown key (allowed: {sorted(SWEEP_KEYS)})")
     for key in REQUIRED_KEYS:
@@ -199,20 +244,20 @@ def _parse_sweep(raw: object, index: int) -> Sweep:
 
 def _build_sweep(raw: dict[str, Any]) -> Sweep:
     name = raw["name"]
-    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         raise ConfigError(
-            f"name: {name!r} must match ^[a-z0-9][a-z0-9-]{{0,39}}$ "
+            f"name: {shown(name)} must match ^[a-z0-9][a-z0-9-]{{0,39}}$ "
             "(lower case letters, digits, dashes; at most 40)"
         )
     table = raw["table"]
-    if not isinstance(table, str) or not TABLE_PATTERN.match(table):
-        raise ConfigError(f"table: {table!r} is not a valid DynamoDB table name")
+    if not isinstance(table, str) or not TABLE_PATTERN.fullmatch(table):
+        raise ConfigError(f"table: {shown(table)} is not a valid DynamoDB table name")
     age_attribute = raw["age_attribute"]
     if not isinstance(age_attribute, str) or not age_attribute:
         raise ConfigError("age_attribute: must be a non-empty string")
     age_format = raw["age_format"]
     if age_format not in AGE_FORMATS:
-        raise ConfigError(f"age_format: {age_format!r} is not one of {', '.join(AGE_FORMATS)}")
+        raise ConfigError(f"age_format: {shown(age_format)} is not one of {', '.join(AGE_FORMATS)}")
     max_age = parse_duration(raw["max_age"])
     condition, names, values = _parse_where(raw)
     return Sweep(
@@ -246,16 +291,20 @@ def _parse_where(
         return None, {}, {}
     if not isinstance(condition, str) or not condition.strip():
         raise ConfigError("where: must be a non-empty condition expression")
+    if len(condition) > MAX_EXPRESSION_LENGTH:
+        raise ConfigError(f"where: longer than DynamoDB's {MAX_EXPRESSION_LENGTH} characters")
     for key, value in names.items():
-        if not re.fullmatch(r"#[A-Za-z0-9_]+", key):
-            raise ConfigError(f"names: {key!r} must look like #name")
+        if not isinstance(key, str) or not re.fullmatch(r"#[A-Za-z0-9_]+", key):
+            raise ConfigError(f"names: {shown(key)} must look like #name")
         if not isinstance(value, str) or not value:
             raise ConfigError(f"names.{key}: must be a non-empty attribute name")
     for key, value in values.items():
-        if not re.fullmatch(r":[A-Za-z0-9_]+", key):
-            raise ConfigError(f"values: {key!r} must look like :value")
+        if not isinstance(key, str) or not re.fullmatch(r":[A-Za-z0-9_]+", key):
+            raise ConfigError(f"values: {shown(key)} must look like :value")
         if not isinstance(value, str | int | float | bool):
-            raise ConfigError(f"values.{key}: {value!r} must be a number, string or boolean")
+            raise ConfigError(f"values.{key}: {shown(value)} must be a number, string or boolean")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            _check_number(value, f"values.{key}")
     for key in (*names, *values):
         if key[1:].startswith(RESERVED_PREFIX):
             raise ConfigError(f"{key}: placeholders starting with {RESERVED_PREFIX!r} are reserved")
@@ -271,11 +320,33 @@ def _parse_where(
     return condition.strip(), dict(names), dict(values)
 
 
+def _check_number(value: int | float, field_name: str) -> None:
+    """A number DynamoDB can store: finite, 38 significant digits, magnitude in range."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{field_name}: {shown(value)} is not a finite number")
+    try:
+        number = Decimal(repr(value) if isinstance(value, float) else str(value))
+    except ValueError:  # an int too long for str()
+        number = Decimal("Infinity")
+    significant = "".join(map(str, number.as_tuple().digits)).strip("0") if number else ""
+    if (
+        not number.is_finite()
+        or len(significant) > NUMBER_DIGITS
+        or (number and not NUMBER_EXPONENTS[0] <= number.adjusted() <= NUMBER_EXPONENTS[1])
+    ):
+        raise ConfigError(
+            f"{field_name}: {shown(value)} is not a DynamoDB number "
+            f"(at most {NUMBER_DIGITS} digits, magnitude 1E-130 to 9.99E+125)"
+        )
+
+
 def _parse_segments(value: object) -> int | Literal["auto"]:
     if value == "auto":
         return "auto"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f'segments: {value!r} must be "auto" or an integer 1..{MAX_SEGMENTS}')
+        raise ConfigError(
+            f'segments: {shown(value)} must be "auto" or an integer 1..{MAX_SEGMENTS}'
+        )
     if not 1 <= value <= MAX_SEGMENTS:
         raise ConfigError(f"segments: {value} is out of range 1..{MAX_SEGMENTS}")
     return value
@@ -283,11 +354,18 @@ def _parse_segments(value: object) -> int | Literal["auto"]:
 
 def _parse_bool(value: object, field_name: str) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"{field_name}: {value!r} must be true or false")
+        raise ConfigError(f"{field_name}: {shown(value)} must be true or false")
     return value
 
 
 def _parse_rate(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise ConfigError(f"deletes_per_second: {value!r} must be a number >= 0 (0 = no limit)")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_DELETES_PER_SECOND  # NaN fails this too
+    ):
+        raise ConfigError(
+            f"deletes_per_second: {shown(value)} must be a number >= 0 "
+            f"and at most {MAX_DELETES_PER_SECOND} (0 = no limit)"
+        )
     return float(value)
