@@ -6,10 +6,11 @@ import base64
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from scavenger.config import MAX_SEGMENTS
+from scavenger.config import MAX_SEGMENTS, NAME_PATTERN, TABLE_PATTERN, key_name, shown
 from scavenger.errors import InvalidMessage
 from scavenger.expiry import format_instant, parse_instant
 
@@ -19,6 +20,8 @@ FIELDS = frozenset(
     | {"dry_run"}
 )
 Key = dict[str, dict[str, Any]]  # a DynamoDB key in low-level JSON (B values are bytes)
+# Planner run ids are short ("20261123T020000Z-3f9c"); a ledger key is at most 1 KB.
+MAX_RUN_ID_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -69,28 +72,36 @@ class SegmentMessage:
         """Parse and validate a body; anything else raises InvalidMessage (poison)."""
         try:
             data = json.loads(body)
-        except (json.JSONDecodeError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # JSONDecodeError, or an int too long
             raise InvalidMessage(f"body is not JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidMessage("body is JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise InvalidMessage("body is not a JSON object")
         if set(data) != FIELDS:
             missing = sorted(FIELDS - set(data))
-            extra = sorted(set(data) - FIELDS)
+            extra = [shown(name) for name in sorted(set(data) - FIELDS)[:5]]
             raise InvalidMessage(f"fields do not match: missing {missing}, unexpected {extra}")
-        if data["v"] != VERSION:
-            raise InvalidMessage(f"v: unsupported version {data['v']!r}")
+        if type(data["v"]) is not int or data["v"] != VERSION:
+            raise InvalidMessage(f"v: unsupported version {shown(data['v'])}")
         for name in ("run_id", "sweep", "table", "cutoff"):
             if not isinstance(data[name], str) or not data[name]:
                 raise InvalidMessage(f"{name}: must be a non-empty string")
+        if len(data["run_id"]) > MAX_RUN_ID_LENGTH:
+            raise InvalidMessage(f"run_id: longer than {MAX_RUN_ID_LENGTH} characters")
+        if not NAME_PATTERN.fullmatch(data["sweep"]):
+            raise InvalidMessage(f"sweep: {shown(data['sweep'])} is not a sweep name")
+        if not TABLE_PATTERN.fullmatch(data["table"]):
+            raise InvalidMessage(f"table: {shown(data['table'])} is not a table name")
         total = _integer(data, "total_segments", 1, MAX_SEGMENTS)
         segment = _integer(data, "segment", 0, total - 1)
         hop = _integer(data, "hop", 0, 10**9)
         if not isinstance(data["dry_run"], bool):
             raise InvalidMessage("dry_run: must be true or false")
         try:
-            cutoff = parse_instant(data["cutoff"])
-        except ValueError:
-            raise InvalidMessage(f"cutoff: {data['cutoff']!r} is not ISO-8601") from None
+            cutoff = parse_instant(data["cutoff"]).astimezone(UTC)
+        except (ValueError, OverflowError):
+            raise InvalidMessage(f"cutoff: {shown(data['cutoff'])} is not ISO-8601") from None
         return cls(
             run_id=data["run_id"],
             sweep=data["sweep"],
@@ -107,7 +118,7 @@ class SegmentMessage:
 def _integer(data: dict[str, Any], name: str, low: int, high: int) -> int:
     value = data[name]
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidMessage(f"{name}: {value!r} must be an integer in {low}..{high}")
+        raise InvalidMessage(f"{name}: {shown(value)} must be an integer in {low}..{high}")
     return value
 
 
@@ -127,18 +138,32 @@ def cursor_from_json(data: object) -> Key | None:
         return None
     if not isinstance(data, dict) or not data:
         raise InvalidMessage("cursor: must be null or a DynamoDB key object")
+    if len(data) > 2:
+        raise InvalidMessage("cursor: a key has at most two attributes")
     cursor: Key = {}
     for name, value in data.items():
+        where = f"cursor.{key_name(name)}"
+        if not name:
+            raise InvalidMessage("cursor: attribute names must not be empty")
         if not isinstance(value, dict) or len(value) != 1:
-            raise InvalidMessage(f"cursor.{name}: must be one typed value like {{'S': ...}}")
+            raise InvalidMessage(f"{where}: must be one typed value like {{'S': ...}}")
         ((kind, raw),) = value.items()
-        if kind not in ("S", "N", "B") or not isinstance(raw, str):
-            raise InvalidMessage(f"cursor.{name}: {kind!r} is not a key type (S, N, B)")
+        if kind not in ("S", "N", "B") or not isinstance(raw, str) or not raw:
+            raise InvalidMessage(f"{where}: must be a non-empty S, N or B value")
         if kind == "B":
             try:
                 cursor[name] = {"B": base64.b64decode(raw, validate=True)}
             except ValueError:
-                raise InvalidMessage(f"cursor.{name}: B value is not base64") from None
+                raise InvalidMessage(f"{where}: B value is not base64") from None
+        elif kind == "N" and not _is_number(raw):
+            raise InvalidMessage(f"{where}: N value {shown(raw)} is not a number")
         else:
             cursor[name] = {kind: raw}
     return cursor
+
+
+def _is_number(text: str) -> bool:
+    try:
+        return Decimal(text).is_finite()
+    except InvalidOperation:
+        return False
