@@ -8,8 +8,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+from urllib.parse import urlsplit
+
+from botocore.utils import is_valid_uri
 
 from scavenger.errors import ScavengerError
 
@@ -25,6 +31,60 @@ COMMANDS: dict[str, str] = {
 }
 
 EXIT_USAGE = 2
+# Variables boto3 reads an endpoint from; every client honours them.
+ENDPOINT_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL_SQS",
+    "AWS_ENDPOINT_URL_DYNAMODB",
+    "AWS_ENDPOINT_URL_CLOUDFORMATION",
+)
+# The user:password@ part of any URL an error message quotes.
+URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/@]+@")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Usage mistakes end as one line on stderr (the usage is one --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {one_line(message)} (see {self.prog} --help)\n")
+
+
+def redact(text: str) -> str:
+    """``text`` with the credentials of any URL in it replaced by ``***``."""
+    return URL_CREDENTIALS.sub("***@", text)
+
+
+def one_line(text: str) -> str:
+    """``text`` safe to print as one line: credentials redacted, line breaks and other
+    control characters (an argument may hold any) escaped."""
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in redact(text)
+    )
+
+
+def check_endpoints(endpoint_url: str | None, env: Mapping[str, str]) -> None:
+    """Refuse an endpoint boto3 would choke on (a traceback) or one carrying credentials."""
+    candidates = [("--endpoint-url", endpoint_url)] + [
+        (name, env.get(name)) for name in ENDPOINT_VARIABLES
+    ]
+    for source, url in candidates:
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 (a port out of range raises here)
+        except ValueError:
+            parts = None
+        if parts is None or parts.scheme not in ("http", "https") or not is_valid_uri(url):
+            raise ScavengerError(
+                f"{source}: {redact(url)!r} is not an http(s)://host[:port] endpoint URL"
+            )
+        if parts.username is not None or parts.password is not None:
+            raise ScavengerError(
+                f"{source}: the URL carries credentials (user:password@); remove them and "
+                "pass credentials the AWS way (environment, profile or role)"
+            )
 
 
 def common_options() -> argparse.ArgumentParser:
@@ -45,7 +105,7 @@ def common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:  # type: ignore[type-arg]
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="scavenger", description="Delete stale DynamoDB items with a fleet of workers."
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -68,9 +128,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
+        check_endpoints(args.endpoint_url, os.environ)
         return int(modules[args.command].run(args))
     except ScavengerError as exc:
-        print(f"scavenger {args.command}: error: {exc}", file=sys.stderr)
+        print(f"scavenger {args.command}: error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"scavenger {args.command}: interrupted", file=sys.stderr)
