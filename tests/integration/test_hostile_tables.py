@@ -272,7 +272,7 @@ def oracle(age: dict[str, Any] | None, age_format: str) -> str:
 
 @pytest.mark.parametrize("age_format", ["iso8601", "epoch_seconds", "epoch_millis"])
 @settings(
-    max_examples=10,
+    max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -117,7 +117,7 @@ def parse_or_explain(parse: Any, raw: Any) -> tuple[Any, ...] | Config | None:
         return None
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(near_valid_sweeps(), min_size=1, max_size=2))
 def test_any_near_valid_sweep_list_parses_or_names_the_field(raw: list[dict[str, Any]]) -> None:
     sweeps = parse_or_explain(parse_sweeps, raw)

@@ -103,7 +103,7 @@ def parse_or_poison(body: str) -> SegmentMessage | None:
     return message
 
 
-@settings(max_examples=400)
+@settings(max_examples=250)
 @given(near_valid_bodies())
 def test_near_valid_bodies_parse_or_are_poison(body: str) -> None:
     parse_or_poison(body)
