@@ -39,7 +39,7 @@ from scavenger.local.fleet import (
     default_workers,
 )
 from scavenger.local.function import Container, FunctionSpec
-from scavenger.provision import create_ledger_table, create_queues
+from scavenger.provision import MAX_RECEIVE_COUNT, create_ledger_table, create_queues
 
 DEFAULT_ITEMS = 10_000  # about a minute on 2 cores with moto (~190 deletes/s)
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -306,7 +306,7 @@ def _run(
     sqs = endpoints.client("sqs")
     suffix = f"-{secrets.token_hex(3)}" if options.endpoint_url else ""
     observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
-    resources = _create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
+    resources = create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
     sweep = write_sweep_config(workdir / "scavenger.toml", resources.table, options.total_segments)
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -315,20 +315,11 @@ def _run(
     truth = seed_table(dynamodb, resources.table, options.items, now, rng, observer)
     seed_seconds = time.monotonic() - seed_started
 
-    environment = endpoints.environment()
-    environment |= {
-        "SCAVENGER_SWEEPS": sweeps_to_json((sweep,)),
-        "SCAVENGER_QUEUE_URL": resources.queue_url,
-        "SCAVENGER_DLQ_URL": resources.dlq_url,
-        "SCAVENGER_LEDGER_TABLE": resources.ledger_table,
-        "POWERTOOLS_SERVICE_NAME": "scavenger",
-    }
-    if options.page_size:
-        environment["SCAVENGER_PAGE_SIZE"] = str(options.page_size)
+    environment = worker_environment(endpoints, resources, sweep, options.page_size)
 
     observer.stage("planning the run (planner handler)")
     sweep_started = time.monotonic()
-    run_id, total_segments = _plan(environment, endpoints.region, log_path)
+    run_id, total_segments = plan_run(environment, endpoints.region, log_path)
     ledger = Ledger(dynamodb, resources.ledger_table)
     run = ledger.get_run(run_id)
     if run is None:
@@ -378,11 +369,28 @@ def _run(
         seed_seconds=seed_seconds,
         total_seconds=time.monotonic() - started,
     )
-    _check_boundary(now, cutoff)
+    check_boundary(now, cutoff)
     return report
 
 
-def _check_boundary(seeded_at: datetime, cutoff: datetime) -> None:
+def worker_environment(
+    endpoints: Endpoints, resources: DemoResources, sweep: Sweep, page_size: int | None
+) -> dict[str, str]:
+    """What the functions' containers see: the endpoints, the sweep and the resources."""
+    environment = endpoints.environment()
+    environment |= {
+        "SCAVENGER_SWEEPS": sweeps_to_json((sweep,)),
+        "SCAVENGER_QUEUE_URL": resources.queue_url,
+        "SCAVENGER_DLQ_URL": resources.dlq_url,
+        "SCAVENGER_LEDGER_TABLE": resources.ledger_table,
+        "POWERTOOLS_SERVICE_NAME": "scavenger",
+    }
+    if page_size:
+        environment["SCAVENGER_PAGE_SIZE"] = str(page_size)
+    return environment
+
+
+def check_boundary(seeded_at: datetime, cutoff: datetime) -> None:
     drift = abs((seeded_at - MAX_AGE) - cutoff)
     if drift >= BOUNDARY_MARGIN:
         raise RuntimeError(
@@ -390,7 +398,13 @@ def _check_boundary(seeded_at: datetime, cutoff: datetime) -> None:
         )
 
 
-def _create_resources(dynamodb: Any, sqs: Any, suffix: str, timeout: float) -> DemoResources:
+def create_resources(
+    dynamodb: Any,
+    sqs: Any,
+    suffix: str,
+    timeout: float,
+    max_receive_count: int = MAX_RECEIVE_COUNT,
+) -> DemoResources:
     table = f"Workers{suffix}"
     ledger_table = f"scavenger-ledger{suffix}"
     try:
@@ -402,7 +416,12 @@ def _create_resources(dynamodb: Any, sqs: Any, suffix: str, timeout: float) -> D
             if exc.response.get("Error", {}).get("Code") != "UnknownOperationException":
                 raise
         # DESIGN: the visibility timeout is at least 6x the worker timeout.
-        queues = create_queues(sqs, f"scavenger-demo{suffix}", visibility_timeout=int(6 * timeout))
+        queues = create_queues(
+            sqs,
+            f"scavenger-demo{suffix}",
+            visibility_timeout=max(1, int(6 * timeout)),
+            max_receive_count=max_receive_count,
+        )
     except ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "")
         if code in ("ResourceInUseException", "QueueAlreadyExists"):
@@ -428,7 +447,7 @@ def create_demo_table(dynamodb: Any, table: str) -> None:
     dynamodb.get_waiter("table_exists").wait(TableName=table)
 
 
-def write_sweep_config(path: Path, table: str, segments: int) -> Sweep:
+def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second: int = 0) -> Sweep:
     """The sweep, as a user would write it, read back by the real config parser."""
     path.write_text(
         "[[sweeps]]\n"
@@ -440,7 +459,8 @@ def write_sweep_config(path: Path, table: str, segments: int) -> Sweep:
         'where = "#c IN (:n1, :s1)"\n'
         'names = { "#c" = "Completed" }\n'
         'values = { ":n1" = 1, ":s1" = "1" }\n'
-        f"segments = {segments}\n",
+        f"segments = {segments}\n"
+        f"deletes_per_second = {deletes_per_second}\n",
         encoding="utf-8",
     )
     return load_config(path).sweep(SWEEP_NAME)
@@ -489,7 +509,7 @@ def seed_table(
     return truth
 
 
-def _plan(environment: dict[str, str], region: str, log_path: Path) -> tuple[str, int]:
+def plan_run(environment: dict[str, str], region: str, log_path: Path | None) -> tuple[str, int]:
     """Invoke the real planner handler in a function container, as the schedule would."""
     container = Container(
         FunctionSpec(

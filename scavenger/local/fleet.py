@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -34,6 +34,7 @@ from scavenger.local.function import (
     DEFAULT_HANDLER,
     Container,
     FunctionError,
+    FunctionHost,
     FunctionSpec,
     InvocationTimedOut,
 )
@@ -66,6 +67,19 @@ def default_workers() -> int:
     return max(2, 2 * (os.cpu_count() or 1))
 
 
+class FleetHooks(Protocol):
+    """Local chaos mode's two entry points (scavenger/local/chaos.py); without hooks
+    the fleet behaves exactly like Lambda's event source mapping."""
+
+    def start_container(self, spec: FunctionSpec) -> FunctionHost:
+        """A new container for ``spec`` (chaos adds its fault plan, or runs in-process)."""
+        ...
+
+    def keep_delivered(self, succeeded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Of a batch's succeeded records, those to leave on the queue (delivered again)."""
+        ...
+
+
 @dataclass(frozen=True)
 class FleetOptions:
     queue_url: str
@@ -80,6 +94,7 @@ class FleetOptions:
     function_name: str = "scavenger-worker"
     log_path: Path | None = None
     drained_readings: int = DRAINED_READINGS
+    hooks: FleetHooks | None = None
 
     def function(self) -> FunctionSpec:
         return FunctionSpec(
@@ -193,7 +208,7 @@ class Fleet:
         self._stopping = threading.Event()
         self._aborting = threading.Event()
         self._errors: list[BaseException] = []
-        self._containers: set[Container] = set()
+        self._containers: set[FunctionHost] = set()
         attributes = sqs.get_queue_attributes(
             QueueUrl=options.queue_url, AttributeNames=["QueueArn", "RedrivePolicy"]
         )["Attributes"]
@@ -252,7 +267,7 @@ class Fleet:
     # -- the poller of one concurrency slot --------------------------------------------
 
     def _slot(self) -> None:
-        container: Container | None = None
+        container: FunctionHost | None = None
         try:
             while not self._stopping.is_set():
                 messages = self._receive()
@@ -298,10 +313,12 @@ class Fleet:
         return None
 
     def _invoke(
-        self, container: Container | None, messages: list[dict[str, Any]]
-    ) -> Container | None:
+        self, container: FunctionHost | None, messages: list[dict[str, Any]]
+    ) -> FunctionHost | None:
         if container is None or not container.alive():
-            container = Container(self.options.function())
+            if container is not None:
+                self._retire(container)  # it died during its last invocation
+            container = self._start_container()
             with self._lock:
                 self._containers.add(container)
                 self.stats.cold_starts += 1
@@ -328,8 +345,10 @@ class Fleet:
         failed_ids = self._failed_ids(invocation.result, messages)
         succeeded = [m for m in messages if m["MessageId"] not in failed_ids]
         failed = [m for m in messages if m["MessageId"] in failed_ids]
-        self._delete(succeeded)
-        self._retry_later(failed)
+        kept = self.options.hooks.keep_delivered(succeeded) if self.options.hooks else []
+        kept_ids = {m["MessageId"] for m in kept}
+        self._delete([m for m in succeeded if m["MessageId"] not in kept_ids])
+        self._retry_later(failed + kept)
         with self._lock:
             self.stats.api_calls.update(invocation.api_calls)
             self.stats.succeeded += len(succeeded)
@@ -389,7 +408,13 @@ class Fleet:
             ),
         )
 
-    def _retire(self, container: Container) -> None:
+    def _start_container(self) -> FunctionHost:
+        spec = self.options.function()
+        if self.options.hooks is not None:
+            return self.options.hooks.start_container(spec)
+        return Container(spec)
+
+    def _retire(self, container: FunctionHost) -> None:
         container.close() if container.alive() else container.kill()
         with self._lock:
             self._containers.discard(container)

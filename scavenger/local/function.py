@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from scavenger.local.child import ChildProcess
 
@@ -32,6 +32,9 @@ INIT_TIMEOUT_SECONDS = 60.0
 KILL_GRACE_SECONDS = 0.2
 POLL_SECONDS = 0.05
 ACCOUNT_ID = "000000000000"
+# Local chaos mode only (scavenger/local/chaos.py): a container started with this
+# variable installs fault hooks at init. Unset, nothing is imported or installed.
+CHAOS_VARIABLE = "SCAVENGER_CHAOS"
 
 
 class InvocationTimedOut(Exception):
@@ -87,6 +90,17 @@ class LambdaContext:
     def get_remaining_time_in_millis(self) -> int:
         # CLOCK_MONOTONIC is system-wide on Linux, so the parent's deadline holds here.
         return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class FunctionHost(Protocol):
+    """What the fleet needs of a container (a process here, or a thread in chaos tests)."""
+
+    def invoke(
+        self, event: Mapping[str, Any], *, abort: Callable[[], bool] = ...
+    ) -> Invocation: ...
+    def alive(self) -> bool: ...
+    def kill(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class Container:
@@ -175,6 +189,10 @@ def container_main(connection: Connection, spec: FunctionSpec) -> None:
         handler = import_handler(spec.handler)
         calls: Counter[str] = Counter()
         _count_api_calls(calls)
+        if os.environ.get(CHAOS_VARIABLE):
+            from scavenger.local.chaos import container_handler
+
+            handler = container_handler(handler, os.environ[CHAOS_VARIABLE])
     except Exception:
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
