@@ -2,12 +2,16 @@
 
 Exit 0 only when nothing was wrongly deleted and nothing expired was missed.
 Progress and the report go to stderr; ``--json`` prints the report on stdout.
+``--chaos`` runs the same sweep under injected faults, reproducibly from
+``--seed`` (scavenger/local/chaos.py), and also requires that no message was
+lost and that the ledger's totals match the table's real change.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -25,6 +29,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from scavenger.local.chaos import (
+    DEFAULT_ITEMS as CHAOS_ITEMS,
+)
+from scavenger.local.chaos import (
+    DEFAULT_TIMEOUT_SECONDS as CHAOS_TIMEOUT_SECONDS,
+)
+from scavenger.local.chaos import (
+    ChaosOptions,
+    ChaosReport,
+)
 from scavenger.local.demo import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_ITEMS,
@@ -39,7 +53,9 @@ from scavenger.ops.context import engine_logs_on_stderr
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--items", type=int, default=DEFAULT_ITEMS, help="items to seed (default: %(default)s)"
+        "--items",
+        type=int,
+        help=f"items to seed (default: {DEFAULT_ITEMS}; {CHAOS_ITEMS} with --chaos)",
     )
     parser.add_argument(
         "--segments", type=int, help="parallel-scan segments (default: 4 per worker)"
@@ -53,9 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT_SECONDS,
         help="function timeout in seconds; a short one (5) shows continuations "
-        "(default: %(default)g)",
+        f"(default: {DEFAULT_TIMEOUT_SECONDS:g}; {CHAOS_TIMEOUT_SECONDS:g} with --chaos)",
     )
     parser.add_argument(
         "--batch-size",
@@ -70,7 +85,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="moto",
         help="DynamoDB emulator; SQS always runs on moto (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, help="random seed for the demo data")
+    parser.add_argument(
+        "--seed", type=int, help="random seed for the demo data (and the faults, with --chaos)"
+    )
+    parser.add_argument(
+        "--chaos",
+        action="store_true",
+        help="inject faults (kills, throttling, 500s, duplicates, out-of-order hops, a "
+        "concurrent writer, poison messages), drive the run to completion and check it",
+    )
     parser.add_argument(
         "--log-file",
         type=Path,
@@ -79,11 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.chaos:
+        return run_chaos_demo(args)
     options = DemoOptions(
-        items=args.items,
+        items=DEFAULT_ITEMS if args.items is None else args.items,
         segments=args.segments,
         workers=args.workers,
-        timeout_seconds=args.timeout,
+        timeout_seconds=DEFAULT_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
         batch_size=_batch_size(args.batch_size),
         dynamodb=args.dynamodb,
         endpoint_url=args.endpoint_url,
@@ -106,6 +131,113 @@ def run(args: argparse.Namespace) -> int:
         json.dump(report.as_dict(), sys.stdout)
         sys.stdout.write("\n")
     return 0 if report.ok else 1
+
+
+def run_chaos_demo(args: argparse.Namespace) -> int:
+    """``demo --chaos``: real container processes, SIGKILLed; a seed is drawn if none is given."""
+    from scavenger.errors import ScavengerError
+
+    if _batch_size(args.batch_size) != 1:
+        raise ScavengerError("--batch-size: --chaos runs one record per invocation")
+    if args.endpoint_url:
+        raise ScavengerError("--endpoint-url: --chaos starts its own emulator")
+    options = ChaosOptions(
+        seed=args.seed if args.seed is not None else secrets.randbelow(1_000_000),
+        items=CHAOS_ITEMS if args.items is None else args.items,
+        segments=args.segments,
+        workers=args.workers,
+        timeout_seconds=CHAOS_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
+        dynamodb=args.dynamodb,
+        log_path=args.log_file,
+    )
+    from scavenger.local.chaos import run_chaos  # imports boto3; after argument checks
+
+    if options.dynamodb == "dynalite":
+        require_dynalite()
+    console = Console(stderr=True)
+    with engine_logs_on_stderr(), ProgressObserver(console) as observer:
+        report = run_chaos(options, observer)
+    console.print(chaos_table(report))
+    if report.log_path:
+        console.print(f"function logs: {report.log_path}")
+    if args.json:
+        json.dump(report.as_dict(), sys.stdout)
+        sys.stdout.write("\n")
+    return 0 if report.ok else 1
+
+
+def chaos_table(report: ChaosReport) -> Table:
+    verdict = "[bold green]PASS" if report.ok else "[bold red]FAIL"
+    table = Table(
+        title=f"scavenger demo --chaos --seed {report.seed}: {verdict}[/]  run {report.run_id}",
+        title_justify="left",
+    )
+    table.add_column("", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("meaning", style="dim")
+    uncounted = sum(report.uncounted.values())
+    rows: list[tuple[str, str, str]] = [
+        ("items", f"{report.items:,}", "seeded into Workers"),
+        ("expired", f"{report.expired:,}", "expired when seeded (the truth)"),
+        ("deleted", f"{report.deleted:,}", "expired for the whole run, and gone"),
+        ("refreshed", f"{report.refreshed:,}", "expired items made fresh by the writer (kept)"),
+        (
+            "inserted",
+            f"{report.inserted_fresh + report.inserted_expired:,}",
+            f"by the writer: {report.inserted_fresh} fresh (kept), {report.inserted_expired} "
+            f"expired ({report.inserted_expired_deleted} of them deleted)",
+        ),
+        (
+            "wrongly deleted",
+            _flag(len(report.wrongly_deleted)),
+            "fresh at any time during the run, yet gone (must be 0)",
+        ),
+        ("missed", _flag(len(report.missed)), "expired for the whole run, yet there (must be 0)"),
+        (
+            "lost",
+            _flag(report.lost),
+            "segments not done, messages left, segment messages in the DLQ (must be 0)",
+        ),
+        (
+            "ledger deleted",
+            f"{report.ledger_deleted:,}",
+            f"+ {uncounted} deleted but never counted = {report.gone_by_run:,} gone",
+        ),
+        ("ledger gap", _flag(report.ledger_gap), "gone - uncounted - ledger deleted (must be 0)"),
+        ("DLQ", f"{report.dlq_poison}/{report.poison_sent}", "poison messages in the DLQ"),
+        (
+            "recovery",
+            f"{report.recovery_rounds}",
+            f"rounds of redrive + fleet; {report.redriven} messages redriven",
+        ),
+        (
+            "invocations",
+            f"{report.fleet.invocations + report.recovery_invocations:,}",
+            f"{report.fleet.cold_starts} cold starts, {report.fleet.function_errors} died",
+        ),
+        ("seconds", f"{report.seconds:.1f}", "from creating the resources to the check"),
+    ]
+    for name, value, meaning in rows:
+        table.add_row(name, value, meaning)
+    table.add_section()
+    for kind, count in sorted(report.faults.items()):
+        table.add_row(f"  {kind}", f"{count:,}", FAULT_MEANINGS.get(kind.split(".")[0], ""))
+    table.add_row("faults", f"{sum(report.faults.values()):,}", "injected, in all")
+    for cause, count in sorted(report.uncounted.items()):
+        table.add_row(f"  uncounted: {cause}", f"{count:,}", "deleted, not in the ledger")
+    return table
+
+
+FAULT_MEANINGS = {
+    "kill": "container killed (SIGKILL) at that point",
+    "throttle": "throttled before the call was sent",
+    "error_500": "500 before the call was sent",
+    "error_500_after_send": "500 after the call took effect",
+    "duplicate_delivery": "a succeeded record delivered again",
+    "out_of_order_replay": "an older hop sent after a newer one",
+    "poison_message": "invalid body sent to the queue",
+    "writer": "concurrent writer",
+}
 
 
 def _batch_size(value: int) -> int:
