@@ -213,7 +213,8 @@ def chaos_table(report: ChaosReport) -> Table:
         (
             "invocations",
             f"{report.fleet.invocations + report.recovery_invocations:,}",
-            f"{report.fleet.cold_starts} cold starts, {report.fleet.function_errors} died",
+            f"{report.fleet.cold_starts} cold starts, {report.fleet.function_errors} died, "
+            f"{report.fleet.timeouts} killed at their timeout",
         ),
         ("seconds", f"{report.seconds:.1f}", "from creating the resources to the check"),
     ]

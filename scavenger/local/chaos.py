@@ -99,8 +99,16 @@ SERVICES = ("dynamodb", "sqs")
 POLLER_OPERATIONS = frozenset(
     {"ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"}
 )
-# Journal kinds that are bookkeeping for the check, not faults.
+# Journal kinds that are bookkeeping for the check, not faults: deletes that landed,
+# checkpoints that landed (counting the deletes before them), records that ended
+# (their deletes since the last checkpoint are never counted), and deletes whose
+# response was lost (the retry found the item gone and counted it as skipped).
+BOOKKEEPING = "ledger."
+DELETED = "ledger.deleted"
+CHECKPOINTED = "ledger.checkpointed"
+SETTLED = "ledger.settled"
 UNCOUNTED = "ledger.uncounted"
+UNSETTLED_CAUSE = "container died unsettled (killed at its deadline)"
 CALL = "scavenger.chaos"  # key of the call record in botocore's request context
 INSERTED_WORKER_IDS = 10_000_000  # keys of inserted items start here, clear of the seeded ones
 MAX_RECOVERY_ROUNDS = 6
@@ -230,7 +238,30 @@ class FaultJournal:
         return [json.loads(line) for line in self.path.read_text().splitlines() if line]
 
     def faults(self) -> Counter[str]:
-        return Counter(e["kind"] for e in self.entries() if e["kind"] != UNCOUNTED)
+        return Counter(e["kind"] for e in self.entries() if not e["kind"].startswith(BOOKKEEPING))
+
+    def uncounted(self) -> dict[Key, str]:
+        """Deletes the ledger can never have counted, and why: replays each container's
+        deletes and checkpoints in order (a container writes its lines one by one)."""
+        found: dict[Key, str] = {}
+        pending: dict[int, list[Key]] = {}
+        for entry in self.entries():
+            kind, container = entry["kind"], entry.get("container", -1)
+            if kind == DELETED:
+                pending.setdefault(container, []).append(_key(entry["key"]))
+            elif kind == CHECKPOINTED:
+                pending.pop(container, None)
+            elif kind == SETTLED:
+                found |= dict.fromkeys(pending.pop(container, []), entry["cause"])
+            elif kind == UNCOUNTED:
+                found[_key(entry["key"])] = entry["cause"]
+        for keys in pending.values():
+            found |= dict.fromkeys(keys, UNSETTLED_CAUSE)
+        return found
+
+
+def _key(raw: list[Any]) -> Key:
+    return (int(raw[0]), str(raw[1]))
 
 
 # -- faults inside a worker container ---------------------------------------------------------
@@ -305,7 +336,7 @@ class ContainerChaos:
         self.may_kill = may_kill
         self.die = die
         self.random = random.Random(sub_seed(plan.seed, "container", ordinal))
-        self.pending: list[Key] = []  # deleted since the last checkpoint that landed
+        self.pending = 0  # deletes since the last checkpoint that landed
         self.segment: str | None = None
         self._http = URLLib3Session(timeout=10)
 
@@ -391,16 +422,18 @@ class ContainerChaos:
         landed = call.landed or ok
         table = call.params.get("TableName")
         if call.operation == "DeleteItem" and table == self.table:
-            key = _item_key(call.params["Key"])
+            key = list(_item_key(call.params["Key"]))
             if ok:
-                self.pending.append(key)
+                self.pending += 1
+                self.journal.record(DELETED, container=self.ordinal, key=key)
                 self._maybe_kill("after_delete")
             elif landed:
                 # Deleted by an attempt whose answer was lost; the retry found it gone.
-                self.journal.record(UNCOUNTED, cause="delete response lost", keys=[key])
+                self.journal.record(UNCOUNTED, cause="delete response lost", key=key)
         elif call.operation == "UpdateItem" and table == self.ledger_table and _is_checkpoint(call):
-            if landed:
-                self.pending.clear()
+            if landed and self.pending:
+                self.pending = 0
+                self.journal.record(CHECKPOINTED, container=self.ordinal)
             if ok:
                 self._maybe_kill("after_checkpoint")
         elif call.operation == "SendMessage" and ok:
@@ -418,8 +451,8 @@ class ContainerChaos:
 
     def _settle(self, cause: str) -> None:
         if self.pending:
-            self.journal.record(UNCOUNTED, cause=cause, keys=[list(key) for key in self.pending])
-            self.pending.clear()
+            self.pending = 0
+            self.journal.record(SETTLED, container=self.ordinal, cause=cause)
 
 
 def _internal(service: str) -> str:
@@ -1217,6 +1250,7 @@ def _fleet(
             log_path=log_path,
             hooks=hooks,
             drained_readings=1,  # SQS is always moto here: its counters are exact
+            poll_wait_seconds=0,  # and its long poll sleeps through unblocked groups
         ),
         sqs,
     )
@@ -1319,13 +1353,9 @@ def _check(
     must_go = expired - refreshed
     gone = (seeded | inserted_fresh | inserted_expired) - remaining
 
-    uncounted: Counter[str] = Counter()
-    uncounted_keys: set[Key] = set()
-    for entry in journal.entries():
-        if entry["kind"] == UNCOUNTED:
-            keys = {(int(key[0]), str(key[1])) for key in entry["keys"]}
-            uncounted[entry["cause"]] += len(keys)
-            uncounted_keys |= keys
+    causes = journal.uncounted()
+    uncounted = Counter(causes.values())
+    uncounted_keys = set(causes)
     run = ledger.get_run(run_id)
     segments = ledger.list_segments(run_id)
     totals = run.totals if run is not None and run.totals is not None else None

@@ -42,6 +42,8 @@ from scavenger.settings import safety_margin
 
 BATCH_SIZE = 10
 POLL_WAIT_SECONDS = 1
+# With short polls (poll_wait_seconds=0), how long an idle slot waits before the next.
+SHORT_POLL_PAUSE_SECONDS = 0.05
 TICK_SECONDS = 0.25
 POLLER_ATTEMPTS = 3
 # Consecutive empty readings of the queue counters (with every worker idle) that
@@ -94,6 +96,9 @@ class FleetOptions:
     function_name: str = "scavenger-worker"
     log_path: Path | None = None
     drained_readings: int = DRAINED_READINGS
+    # 0: short polls, a brief pause when empty. moto's long poll does not wake when
+    # a FIFO group unblocks or a message becomes visible again, only when one is sent.
+    poll_wait_seconds: int = POLL_WAIT_SECONDS
     hooks: FleetHooks | None = None
 
     def function(self) -> FunctionSpec:
@@ -273,6 +278,8 @@ class Fleet:
                 messages = self._receive()
                 if messages:
                     container = self._invoke(container, messages)
+                elif not self.options.poll_wait_seconds:
+                    self._stopping.wait(SHORT_POLL_PAUSE_SECONDS)
         except BaseException as exc:
             if not self._aborting.is_set():
                 self._errors.append(exc)
@@ -286,7 +293,7 @@ class Fleet:
             lambda: self.sqs.receive_message(
                 QueueUrl=self.options.queue_url,
                 MaxNumberOfMessages=self.options.batch_size,
-                WaitTimeSeconds=POLL_WAIT_SECONDS,
+                WaitTimeSeconds=self.options.poll_wait_seconds,
                 MessageSystemAttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ),
