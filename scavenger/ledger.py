@@ -337,7 +337,35 @@ class Ledger:
         counts: Counts,
         done: bool,
     ) -> bool:
-        """Record one page: new cursor, counters added, status. False if another worker moved on."""
+        """Record one page: new cursor, counters added, status. False if another worker moved on.
+
+        A write whose response was lost (a 5xx or a dropped connection after it took
+        effect) is retried and then finds its own condition false; it is recognised
+        by the item holding exactly what it wrote, and is not mistaken for another
+        worker's: that would acknowledge the message and leave the segment with none.
+        """
+        written = self._checkpoint(run_id, segment, hop, checkpoints, cursor, counts, done)
+        if written:
+            return True
+        state = self.get_segment(run_id, segment)
+        return (
+            state is not None
+            and state.hop == hop
+            and state.checkpoints == checkpoints + 1
+            and state.status == ("done" if done else "running")
+            and _cursor_text(state.cursor) == _cursor_text(cursor)
+        )
+
+    def _checkpoint(
+        self,
+        run_id: str,
+        segment: int,
+        hop: int,
+        checkpoints: int,
+        cursor: Key | None,
+        counts: Counts,
+        done: bool,
+    ) -> bool:
         increments = ", ".join(f"{name} :{name}" for name in counts.as_dict())
         values = {f":{name}": _n(value) for name, value in counts.as_dict().items()}
         values |= {
