@@ -169,12 +169,13 @@ class ChaosPlan:
         }
         return cls(
             seed=seed,
-            kill={
-                "mid_page": rate(0.0, 0.006),
-                "after_delete": rate(0.0, 0.006),
-                "after_checkpoint": rate(0.0, 0.04),
-                "after_continuation": rate(0.05, 0.4),
-            },
+            kill=dict(
+                zip(
+                    KILL_POINTS,
+                    (rate(0.0, 0.006), rate(0.0, 0.006), rate(0.0, 0.04), rate(0.05, 0.4)),
+                    strict=True,
+                )
+            ),
             max_kills=max(2, min(30, items // 150)),
             throttle={service: values[0] for service, values in per_service.items()},
             error_500={service: values[1] for service, values in per_service.items()},
@@ -1024,6 +1025,8 @@ class ChaosReport:
             "function_errors": self.fleet.function_errors,
             "timeouts": self.fleet.timeouts,
             "seconds": round(self.seconds, 3),
+            "deleted_per_second": round(self.gone_by_run / self.seconds, 1) if self.seconds else 0,
+            "api_calls": dict(sorted(self.fleet.api_calls.items())),
             "plan": self.plan.to_json(),
             "wrongly_deleted_keys": [list(key) for key in self.wrongly_deleted[:20]],
             "missed_keys": [list(key) for key in self.missed[:20]],
