@@ -105,6 +105,7 @@ POLLER_OPERATIONS = frozenset(
 # response was lost (the retry found the item gone and counted it as skipped).
 BOOKKEEPING = "ledger."
 DELETED = "ledger.deleted"
+CHECKPOINT_SENT = "ledger.checkpoint_sent"
 CHECKPOINTED = "ledger.checkpointed"
 SETTLED = "ledger.settled"
 UNCOUNTED = "ledger.uncounted"
@@ -241,24 +242,51 @@ class FaultJournal:
     def faults(self) -> Counter[str]:
         return Counter(e["kind"] for e in self.entries() if not e["kind"].startswith(BOOKKEEPING))
 
-    def uncounted(self) -> dict[Key, str]:
-        """Deletes the ledger can never have counted, and why: replays each container's
-        deletes and checkpoints in order (a container writes its lines one by one)."""
-        found: dict[Key, str] = {}
+    def books(self) -> Books:
+        """Replays each container's deletes and checkpoints in order (a container writes
+        its lines one at a time) into the deletes the ledger never counted."""
+        books = Books()
         pending: dict[int, list[Key]] = {}
+        sent: set[int] = set()  # containers whose last line is a checkpoint being sent
         for entry in self.entries():
             kind, container = entry["kind"], entry.get("container", -1)
+            if kind != CHECKPOINT_SENT:
+                sent.discard(container)
             if kind == DELETED:
                 pending.setdefault(container, []).append(_key(entry["key"]))
+            elif kind == CHECKPOINT_SENT:
+                sent.add(container)
             elif kind == CHECKPOINTED:
                 pending.pop(container, None)
             elif kind == SETTLED:
-                found |= dict.fromkeys(pending.pop(container, []), entry["cause"])
+                books.uncounted |= dict.fromkeys(pending.pop(container, []), entry["cause"])
             elif kind == UNCOUNTED:
-                found[_key(entry["key"])] = entry["cause"]
-        for keys in pending.values():
-            found |= dict.fromkeys(keys, UNSETTLED_CAUSE)
-        return found
+                books.uncounted[_key(entry["key"])] = entry["cause"]
+        for container, keys in pending.items():
+            if container in sent:
+                books.in_flight.append(set(keys))
+            else:
+                books.uncounted |= dict.fromkeys(keys, UNSETTLED_CAUSE)
+        return books
+
+
+@dataclass
+class Books:
+    """Deletes the ledger never counted (and why), and those of containers that died
+    while the checkpoint carrying them was in flight: applied or not, as a whole."""
+
+    uncounted: dict[Key, str] = field(default_factory=dict)
+    in_flight: list[set[Key]] = field(default_factory=list)
+
+    def gap(self, gone: set[Key], ledger_deleted: int) -> int:
+        """0 when the ledger's total is the items gone less those never counted, up to
+        whole in-flight checkpoints; otherwise how far off it is."""
+        certain = set(self.uncounted)
+        off = len(gone) - len(certain & gone) - ledger_deleted + len(certain - gone)
+        possible = {0}
+        for keys in self.in_flight:
+            possible |= {total + len(keys & gone) for total in possible}
+        return 0 if off in possible else off
 
 
 def _key(raw: list[Any]) -> Key:
@@ -380,6 +408,8 @@ class ContainerChaos:
                 self.segment = part
         if call.operation == "DeleteItem" and call.params.get("TableName") == self.table:
             self._maybe_kill("mid_page")
+        if self._carries_deletes(call):
+            self.journal.record(CHECKPOINT_SENT, container=self.ordinal)
 
     def _before_send(self, service: str, request: AWSPreparedRequest) -> AWSResponse | None:
         """Per attempt: throttle or fail it unsent, or send it and answer 500 anyway."""
@@ -406,12 +436,36 @@ class ContainerChaos:
         if draw < after:
             real = self._http.send(request)
             _ = real.content
-            call.landed = call.landed or real.status_code == 200
             self.journal.record(
-                f"error_500_after_send.{service}", operation=call.operation, landed=call.landed
+                f"error_500_after_send.{service}",
+                operation=call.operation,
+                landed=real.status_code == 200,
             )
+            if real.status_code == 200 and not call.landed:
+                call.landed = True
+                self._landed(call)
             return error_response(request, service, _internal(service), 500)
         return None
+
+    def _landed(self, call: CallRecord) -> None:
+        """An attempt took effect though its caller sees a 500: book it now (a kill may
+        come before the call returns)."""
+        if call.operation == "DeleteItem" and call.params.get("TableName") == self.table:
+            # Whatever follows (a retry finds the item gone and counts it as skipped,
+            # or the container dies), the ledger will not count this delete.
+            key = list(_item_key(call.params["Key"]))
+            self.journal.record(UNCOUNTED, cause="delete response lost", key=key)
+        elif self._carries_deletes(call):
+            self.pending = 0
+            self.journal.record(CHECKPOINTED, container=self.ordinal)
+
+    def _carries_deletes(self, call: CallRecord) -> bool:
+        return (
+            self.pending > 0
+            and call.operation == "UpdateItem"
+            and call.params.get("TableName") == self.ledger_table
+            and _is_checkpoint(call)
+        )
 
     def _after_call(
         self, http_response: Any, model: Any, context: dict[str, Any], **_: Any
@@ -420,19 +474,15 @@ class ContainerChaos:
         if call is None:
             return
         ok = http_response is not None and http_response.status_code == 200
-        landed = call.landed or ok
         table = call.params.get("TableName")
         if call.operation == "DeleteItem" and table == self.table:
-            key = list(_item_key(call.params["Key"]))
-            if ok:
+            if ok:  # (an attempt that landed earlier would have left nothing to delete)
                 self.pending += 1
+                key = list(_item_key(call.params["Key"]))
                 self.journal.record(DELETED, container=self.ordinal, key=key)
                 self._maybe_kill("after_delete")
-            elif landed:
-                # Deleted by an attempt whose answer was lost; the retry found it gone.
-                self.journal.record(UNCOUNTED, cause="delete response lost", key=key)
         elif call.operation == "UpdateItem" and table == self.ledger_table and _is_checkpoint(call):
-            if landed and self.pending:
+            if ok and self.pending:
                 self.pending = 0
                 self.journal.record(CHECKPOINTED, container=self.ordinal)
             if ok:
@@ -1356,19 +1406,15 @@ def _check(
     must_go = expired - refreshed
     gone = (seeded | inserted_fresh | inserted_expired) - remaining
 
-    causes = journal.uncounted()
-    uncounted = Counter(causes.values())
-    uncounted_keys = set(causes)
+    books = journal.books()
+    uncounted = Counter(books.uncounted.values())
     run = ledger.get_run(run_id)
     segments = ledger.list_segments(run_id)
     totals = run.totals if run is not None and run.totals is not None else None
     ledger_deleted = (
         totals.deleted if totals is not None else sum(s.counts.deleted for s in segments)
     )
-    # Every uncounted delete must be one of the gone items, or the books are wrong too.
-    ledger_gap = (len(gone) - len(uncounted_keys & gone) - ledger_deleted) + len(
-        uncounted_keys - gone
-    )
+    ledger_gap = books.gap(gone, ledger_deleted)
     letters = DeadLetterQueue(sqs, resources.dlq_url).peek(None)
     return ChaosReport(
         seed=options.seed,

@@ -298,15 +298,26 @@ def test_fault_journal_finds_every_delete_no_checkpoint_counted(tmp_path: Path) 
     journal = FaultJournal(tmp_path / "faults.jsonl")
     for container, key in ((1, [1, "a"]), (2, [2, "b"]), (1, [1, "c"])):
         journal.record("ledger.deleted", container=container, key=key)
+    journal.record("ledger.checkpoint_sent", container=1)
     journal.record("ledger.checkpointed", container=1)  # counts a and c
     journal.record("ledger.deleted", container=1, key=[1, "d"])
     journal.record("ledger.settled", container=1, cause="killed after delete")
     journal.record("ledger.uncounted", cause="delete response lost", key=[3, "e"])
     journal.record("ledger.deleted", container=2, key=[2, "f"])  # then killed by the fleet
+    journal.record("ledger.deleted", container=3, key=[3, "g"])
+    journal.record("ledger.checkpoint_sent", container=3)  # and killed: applied or not
 
-    assert journal.uncounted() == {
+    books = journal.books()
+
+    assert books.uncounted == {
         (1, "d"): "killed after delete",
         (3, "e"): "delete response lost",
         (2, "b"): "container died unsettled (killed at its deadline)",
         (2, "f"): "container died unsettled (killed at its deadline)",
     }
+    assert books.in_flight == [{(3, "g")}]
+    gone = {(1, "a"), (1, "c"), (1, "d"), (3, "e"), (2, "b"), (2, "f"), (3, "g")}
+    assert books.gap(gone, ledger_deleted=2) == 0  # the in-flight checkpoint was lost
+    assert books.gap(gone, ledger_deleted=3) == 0  # or applied
+    assert books.gap(gone, ledger_deleted=4) == -1
+    assert books.gap(gone - {(1, "a")}, ledger_deleted=3) == -1
