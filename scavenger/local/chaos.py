@@ -181,7 +181,7 @@ class ChaosPlan:
             throttle={service: values[0] for service, values in per_service.items()},
             error_500={service: values[1] for service, values in per_service.items()},
             error_500_after_send={service: values[2] for service, values in per_service.items()},
-            poller_throttle=rate(0.0, 0.05),
+            poller_throttle=round(error_scale * rate(0.0, 0.05), 4),
             duplicate=rate(0.03, 0.25),
             replay=rate(0.03, 0.25),
             refresh_share=rate(0.02, 0.08),
@@ -762,7 +762,9 @@ def poller_client(endpoints: Endpoints, plan: ChaosPlan, journal: FaultJournal) 
     lock = threading.Lock()
 
     def throttle(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
-        operation = str(request.headers.get("X-Amz-Target", "")).rsplit(".", 1)[-1]
+        target = request.headers.get("X-Amz-Target", b"")
+        text = target.decode() if isinstance(target, bytes) else str(target)
+        operation = text.rsplit(".", 1)[-1]
         if operation not in POLLER_OPERATIONS:
             return None
         with lock:

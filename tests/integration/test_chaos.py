@@ -279,6 +279,29 @@ def drain_in_process(sqs: Any, queue_url: str, handler: Any, limit: int = 50) ->
     raise AssertionError("the queue did not drain")
 
 
+def test_fleet_poller_is_throttled_on_its_receive_delete_and_visibility_calls_only(
+    emulator: Endpoints, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from botocore.exceptions import ClientError
+
+    from scavenger.local.chaos import poller_client
+    from scavenger.provision import create_queues
+
+    journal = FaultJournal(tmp_path / "faults.jsonl")
+    plan = replace(ChaosPlan.from_seed(1, 100), poller_throttle=1.0)
+    sqs = poller_client(emulator, plan, journal)
+    queues = create_queues(new_client("sqs", emulator), f"poller-{random.randrange(16**6):06x}")
+
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        sqs.receive_message(QueueUrl=queues.queue_url, WaitTimeSeconds=0)
+    sqs.get_queue_attributes(QueueUrl=queues.queue_url, AttributeNames=["All"])
+
+    assert journal.faults()["throttle.poller"] >= 1
+    assert {e["operation"] for e in journal.entries()} == {"ReceiveMessage"}
+
+
 def test_plan_is_drawn_from_the_seed_alone() -> None:
     assert ChaosPlan.from_seed(7, 500) == ChaosPlan.from_seed(7, 500)
     assert ChaosPlan.from_seed(7, 500) != ChaosPlan.from_seed(8, 500)
