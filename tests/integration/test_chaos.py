@@ -2,10 +2,11 @@
 effect), duplicates, out-of-order hops, a concurrent writer and poison messages,
 reproducible from a seed; then the run is driven to completion and checked.
 
-Most seeds run in-process (the worker handler on the fleet's threads, kills as
-SimulatedKill) against one moto server per module; a few run with real container
-processes killed by SIGKILL. Each seed's faults are printed (``-rA`` shows them)
-and attached to the test report.
+Fifty seeds run in-process (the worker handler on the fleet's threads, kills as
+SimulatedKill) against one moto server per module; one runs with real container
+processes killed by SIGKILL, and one through ``scavenger demo --chaos --json``.
+Each seed's faults are printed per kind (``-rA`` shows them) and recorded as a
+test property.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ def in_process_options(seed: int) -> ChaosOptions:
 
     botocore backs off up to a second on each throttle (its standard mode), which
     is most of a small run's time: the suite runs a tenth of the demo's error rates
-    (the soak runs them all, see /tmp/chaos-readme.md).
+    (the soak in README's "Reliability" runs them all).
     """
     return ChaosOptions(
         seed=seed,
