@@ -58,7 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"items to seed (default: {DEFAULT_ITEMS}; {CHAOS_ITEMS} with --chaos)",
     )
     parser.add_argument(
-        "--segments", type=int, help="parallel-scan segments (default: 4 per worker)"
+        "--segments",
+        type=int,
+        help="parallel-scan segments (default: 4 per worker; 2 per worker with --chaos)",
     )
     parser.add_argument(
         "--workers",
