@@ -117,3 +117,21 @@ class SweptTable:
             return False
         self.meter.write_units += _capacity(response)
         return True
+
+    def current(self, item: dict[str, Any]) -> dict[str, Any] | None:
+        """``item``'s key and age as they are now (a consistent read), or None if it is gone."""
+        key = {name: item[name] for name in self.keys}
+        response = self.retry.call(
+            lambda: self.client.get_item(
+                TableName=self.table,
+                Key=key,
+                ConsistentRead=True,
+                ProjectionExpression=self.expressions.projection,
+                ExpressionAttributeNames=self.expressions.projection_names,
+                ReturnConsumedCapacity="TOTAL",
+            ),
+            "GetItem",
+        )
+        self.meter.read_units += _capacity(response)
+        found: dict[str, Any] | None = response.get("Item")
+        return found

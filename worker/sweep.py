@@ -24,6 +24,10 @@ from scavenger.retry import Budget, RetryPolicy
 from scavenger.runtime import Runtime
 from scavenger.table import Meter, SweptTable
 
+# How many times a delete whose condition failed is tried again on an item that
+# was rewritten and is still expired (a writer that keeps rewriting it wins).
+REREADS = 2
+
 
 class Outcome(enum.Enum):
     DONE = "done"  # the segment is finished
@@ -182,7 +186,6 @@ class SegmentSweeper:
         self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacer, tally: Tally
     ) -> bool:
         """Classify and delete one page's items; False if time ran out part-way."""
-        attribute = self.sweep.age_attribute
         dry_run = self.message.dry_run
         for item in items:
             if self.deadline.remaining_seconds() < self.floor_seconds:
@@ -203,7 +206,7 @@ class SegmentSweeper:
                     return False
                 self.sleep(wait)
             try:
-                deleted = self.table.delete_if_unchanged(item, item[attribute])
+                deleted = self._delete(item, rule)
             except RetryableError:
                 tally.expired -= 1
                 return False
@@ -212,6 +215,28 @@ class SegmentSweeper:
             else:
                 tally.skipped += 1
         return True
+
+    def _delete(self, item: dict[str, Any], rule: AgeRule) -> bool:
+        """Delete an expired item on condition that it is unchanged.
+
+        When the condition fails, the item is read again: one rewritten since the
+        scan with another expired age (an older time, the same instant spelled
+        differently) is still expired and is deleted at its new value. One that
+        is gone, fresh, unparseable or no longer matches ``where`` is left alone.
+        """
+        attribute = self.sweep.age_attribute
+        for _ in range(1 + REREADS):
+            if self.table.delete_if_unchanged(item, item[attribute]):
+                return True
+            current = self.table.current(item)
+            if (
+                current is None
+                or current.get(attribute) == item[attribute]
+                or rule.classify(current) is not Age.EXPIRED
+            ):
+                return False
+            item = current
+        return False
 
     def _checkpoint(self, checkpoints: int, cursor: Key | None, counts: Counts, done: bool) -> bool:
         counts = counts + Counts(pages=1)  # each checkpoint is one ledger write

@@ -4,7 +4,7 @@ duplicates, stale hops, poison messages and fatal errors."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import timedelta, timezone
 
 import pytest
 
@@ -86,6 +86,61 @@ def test_item_refreshed_between_scan_and_delete_is_kept(stack, seeded):
 
     drain(stack, context_factory=roomy_context)
 
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept | {victim}
+    totals = finished_run(stack, run_id).totals
+    assert (totals.deleted, totals.skipped) == (len(seeded.doomed) - 1, 1)
+
+
+def test_item_rewritten_with_another_expired_age_is_still_deleted(stack, seeded):
+    # Between the scan and the delete a writer gives the item another age that is
+    # just as expired (an older instant, in another offset): the delete's condition
+    # fails, the worker reads the item again and deletes it at its new value.
+    run_id = start_run(stack)
+    victim = next(iter(sorted(seeded.doomed)))
+    older = (now() - timedelta(days=30)).astimezone(timezone(timedelta(hours=5, minutes=30)))
+    rewrites = []
+
+    def rewrite(params):
+        if key_id(params["Key"]) == victim and not rewrites:
+            rewrites.append(older.isoformat())
+            stack.dynamodb.update_item(
+                TableName="Swept",
+                Key=seeded.keys[victim],
+                UpdateExpression="SET ts = :older",
+                ExpressionAttributeValues={":older": {"S": older.isoformat()}},
+            )
+
+    on_call(aws.client("dynamodb"), "DeleteItem", rewrite)
+
+    drain(stack, context_factory=roomy_context)
+
+    assert rewrites
+    assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
+    totals = finished_run(stack, run_id).totals
+    assert (totals.deleted, totals.skipped) == (len(seeded.doomed), 0)
+
+
+def test_an_item_rewritten_before_every_delete_is_given_up_after_a_few_tries(stack, seeded):
+    run_id = start_run(stack)
+    victim = next(iter(sorted(seeded.doomed)))
+    attempts = []
+
+    def rewrite(params):
+        if key_id(params["Key"]) == victim:
+            attempts.append(1)
+            older = now() - timedelta(days=30 + len(attempts))
+            stack.dynamodb.update_item(
+                TableName="Swept",
+                Key=seeded.keys[victim],
+                UpdateExpression="SET ts = :older",
+                ExpressionAttributeValues={":older": {"S": older.isoformat()}},
+            )
+
+    on_call(aws.client("dynamodb"), "DeleteItem", rewrite)
+
+    drain(stack, context_factory=roomy_context)
+
+    assert len(attempts) == 3
     assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept | {victim}
     totals = finished_run(stack, run_id).totals
     assert (totals.deleted, totals.skipped) == (len(seeded.doomed) - 1, 1)
