@@ -13,9 +13,11 @@ from typing import Any
 import boto3
 from botocore.config import Config as BotoConfig
 
-# botocore's own retries stay modest: tenacity handles throttling with a time budget.
+# botocore does not retry: every call goes through tenacity (scavenger.retry), whose
+# waits stay inside the invocation's time budget; a retry of botocore's own (up to
+# a second of backoff) would not, and could carry a worker past its deadline.
 BOTO_CONFIG = BotoConfig(
-    retries={"mode": "standard", "max_attempts": 2},
+    retries={"mode": "standard", "max_attempts": 1},
     connect_timeout=3,
     read_timeout=10,
     max_pool_connections=32,

@@ -12,6 +12,7 @@ mistake this module exists to prevent.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -131,8 +132,17 @@ def discover(
     return Resources(found, sqs)
 
 
+# What CloudFormation accepts as StackName: a stack's name or its id (an ARN).
+STACK_NAME = re.compile(r"[A-Za-z][-A-Za-z0-9]{0,127}|arn:[-A-Za-z0-9:/._+]+")
+
+
 def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
     """The stack's outputs by key; an unknown stack is a one-line user error."""
+    if not STACK_NAME.fullmatch(stack):
+        raise ScavengerError(
+            f"--stack {stack!r}: not a stack name (a letter, then letters, digits and "
+            "hyphens, at most 128) or a stack ARN"
+        )
     try:
         stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     except ClientError as exc:

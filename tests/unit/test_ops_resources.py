@@ -174,3 +174,19 @@ def test_missing_resource_names_every_place_it_could_come_from(attribute, variab
     assert f"[resources] {attribute}" in message
     assert variable in message
     assert "--stack NAME" in message
+
+
+@pytest.mark.parametrize("stack", ["\x1f", "9lives", "my stack", "a" * 129, "prod;rm"])
+def test_a_malformed_stack_name_is_a_one_line_error_before_any_call(stack):
+    cloudformation = boto3.client("cloudformation", region_name="us-east-1")
+    # No response is queued on the stubber: any call would fail the test.
+    with Stubber(cloudformation), pytest.raises(ScavengerError, match="not a stack name") as raised:
+        discover(
+            config_resources={},
+            env={},
+            stack=stack,
+            cloudformation=lambda: cloudformation,
+            sqs=None,
+        )
+
+    assert "\n" not in str(raised.value)
