@@ -7,9 +7,11 @@ runs. User mistakes end as one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import os
 import re
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
@@ -127,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    # `kill -USR1 <pid>` prints every thread's stack: how to see where a command hangs.
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         check_endpoints(args.endpoint_url, os.environ)
         return int(modules[args.command].run(args))

@@ -90,7 +90,15 @@ def demo_command(marker: str, *options: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell without job control starts background commands with SIGINT
+        # ignored, and children inherit that: pytest run that way (as CI may) would
+        # hand the demo a Ctrl-C it cannot hear. Start it as a terminal would.
+        preexec_fn=_hear_ctrl_c,
     )
+
+
+def _hear_ctrl_c() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_until_gone(marker: str, seconds: float = 10) -> set[int]:
