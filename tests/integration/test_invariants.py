@@ -429,7 +429,8 @@ def test_invariant_1_never_deletes_an_item_that_is_not_expired_at_delete_time(
 
 
 class FailingSegment:
-    """Refuses the worker's scans of one segment (AccessDenied) while ``failing``."""
+    """Refuses the worker's scans of one segment while ``failing``, with a fatal error of
+    that segment's own (a ValidationException naming no expression: it does not halt)."""
 
     def __init__(self, segment: int):
         self.segment = segment
@@ -439,7 +440,7 @@ class FailingSegment:
     def on_scan(self, params: dict[str, Any], **_: Any) -> Any:
         body = json.loads(params["body"])
         if self.failing and body.get("TableName") == TABLE and body.get("Segment") == self.segment:
-            return error_response("AccessDeniedException", 400)
+            return error_response("ValidationException", 400)
         return None
 
 
@@ -523,8 +524,8 @@ WORKER_FAULTS: dict[str, Callable[[], Callable[[], bool]]] = {
     "cannot send its continuation (AccessDenied)": lambda: refuse_once(
         "sqs", "SendMessage", "AccessDenied"
     ),
-    "meets a fatal error (AccessDenied on Scan)": lambda: refuse_once(
-        "dynamodb", "Scan", "AccessDeniedException"
+    "meets a fatal error of its own (ValidationException on Scan)": lambda: refuse_once(
+        "dynamodb", "Scan", "ValidationException"
     ),
 }
 
