@@ -360,6 +360,12 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
     )
     control_retry = RetryPolicy(deadline, floor_seconds=margin / 10, sleep=runtime.sleep)
     ledger = Ledger(runtime.dynamodb, settings.ledger_table, control_retry)
+    if not runtime.knows_keys(message.table):
+        # The key lookup below is a call to the swept table, made before the claim:
+        # in a halted run, a cold container stops here without making it.
+        run = ledger.get_run(message.run_id)
+        if run is not None and run.halt is not None:
+            return halt_segment(ledger, message, run.halt.describe())
     try:
         lookup = SweptTableRetry(
             message.table, deadline, floor_seconds=margin / 10, sleep=runtime.sleep
