@@ -6,8 +6,11 @@ never does, and the operator's side: `status` says why, `plan` refuses, `requeue
 from __future__ import annotations
 
 import json
+import os
+from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,10 +19,17 @@ from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.cli import main
 from scavenger.ledger import Ledger
+from scavenger.local.emulator import Endpoints
+from scavenger.local.fleet import Fleet, FleetOptions, FleetStats
+from scavenger.ops.requeue import Requeuer
+from scavenger.provision import create_ledger_table
+from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
 from tests.dataset import create_table, now, remaining_keys, seed_table
 from tests.faults import ErrorInjector, RefuseTable
+from tests.integration.conftest import FleetQueue
+from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
 
@@ -242,3 +252,96 @@ def test_requeue_halted_refusals_are_one_line_and_change_nothing(stack, seeded, 
     with pytest.raises(SystemExit) as usage:  # argparse's usage error
         main(["requeue", run_id, "--halted", "--segment", "1"])
     assert usage.value.code == 2
+
+
+# -- on the local fleet: segments in flight at once --------------------------------------
+
+REFUSE_WHILE = "HALT_TEST_REFUSE_WHILE"  # a file: the table is refused while it exists
+JOURNAL = "HALT_TEST_JOURNAL"
+_refusals: list[RefuseTable] = []
+
+
+def refused_worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The worker handler in a fleet container whose calls to the swept table are
+    refused (AccessDenied) while the test's flag file exists; journals each invocation."""
+    if not _refusals:
+        _refusals.append(RefuseTable(aws.client("dynamodb"), TABLE))
+    refusal = _refusals[0]
+    refusal.refusing = os.path.exists(os.environ[REFUSE_WHILE])
+    before = len(refusal.refused)
+    response = worker_handler(event, context)
+    entry = {
+        "segments": [json.loads(record["body"])["segment"] for record in event["Records"]],
+        "refused": refusal.refused[before:],
+        "failed": len(response["batchItemFailures"]),
+    }
+    with open(os.environ[JOURNAL], "a", encoding="utf-8") as journal:
+        journal.write(json.dumps(entry) + "\n")
+    return response
+
+
+def run_fleet(emulator: Endpoints, queue: FleetQueue, environment: dict[str, str]) -> FleetStats:
+    options = FleetOptions(
+        queue_url=queue.queue_url,
+        handler=f"{__name__}.refused_worker",
+        environment=environment,
+        region=emulator.region,
+        workers=3,
+        timeout_seconds=5.0,
+        batch_size=1,
+    )
+    return Fleet(options, queue.sqs).run(until=None)
+
+
+@pytest.mark.usefixtures("importable_tests")
+def test_on_the_fleet_wrong_permissions_halt_the_run_before_any_record_fails(
+    emulator: Endpoints, fleet_queue: FleetQueue, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Six segments, three workers: every segment's calls to the swept table are
+    refused. The run halts after at most one refused call per segment (those in flight
+    when it halts), no record fails and nothing reaches the DLQ; once the grant is
+    back, `requeue --halted` (the ops logic) finishes the run exactly."""
+    for name, value in emulator.environment().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SCAVENGER_QUEUE_URL", fleet_queue.queue_url)
+    monkeypatch.setenv("SCAVENGER_DLQ_URL", fleet_queue.dlq_url)
+    monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", "halt-ledger")
+    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", "7")
+    aws.reset_clients()
+    dynamodb = emulator.client("dynamodb")
+    create_ledger_table(dynamodb, "halt-ledger")
+    create_table(dynamodb, TABLE, "composite_number_string")
+    truth = seed_table(
+        dynamodb, TABLE, "composite_number_string", count=120, cutoff=now() - timedelta(hours=48)
+    )
+    configure_sweeps(monkeypatch, {**SWEEP, "segments": 6})
+    run_id = start_run()
+    flag, journal = tmp_path / "refuse", tmp_path / "journal"
+    flag.touch()
+    environment = dict(os.environ) | {REFUSE_WHILE: str(flag), JOURNAL: str(journal)}
+    fleet_ledger = Ledger(dynamodb, "halt-ledger")
+
+    stats = run_fleet(emulator, fleet_queue, environment)
+
+    invocations = [json.loads(line) for line in journal.read_text().splitlines()]
+    refused = Counter(entry["segments"][0] for entry in invocations for _ in entry["refused"])
+    assert refused and max(refused.values()) == 1 and sum(refused.values()) <= 3
+    assert stats.failed == 0 and sum(entry["failed"] for entry in invocations) == 0
+    assert fleet_queue.counts() == fleet_queue.counts(fleet_queue.dlq_url) == 0
+    run = fleet_ledger.get_run(run_id)
+    assert run.status == "halted" and run.halt.code == "AccessDeniedException"
+    assert run.halt.resource == TABLE and run.halt.segment in refused
+    segments = fleet_ledger.list_segments(run_id)
+    assert {state.status for state in segments} == {"halted"} and len(segments) == 6
+
+    flag.unlink()
+    requeuer = Requeuer(fleet_ledger, SegmentQueue(fleet_queue.sqs, fleet_queue.queue_url), None)
+    report = requeuer.execute(*requeuer.decide_halted(run_id))
+    assert report.ok and report.resumed_run
+    stats = run_fleet(emulator, fleet_queue, environment)
+
+    assert stats.failed == 0 and fleet_queue.counts(fleet_queue.dlq_url) == 0
+    finished = fleet_ledger.get_run(run_id)
+    assert finished.status == "done" and finished.last_halt == run.halt
+    assert remaining_keys(dynamodb, TABLE) == truth.kept  # wrongly deleted 0, missed 0
+    assert finished.totals.deleted == len(truth.doomed)
