@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.checkov import ENV_NOT_SECRET, LOGS_ENCRYPTED, NO_VPC, skip_checks
 from infra.queues import SweepQueues
 from infra.settings import StackSettings
 
@@ -113,6 +114,18 @@ class SweepFunctions(Construct):
             retry_attempts=PLANNER_ASYNC_RETRIES,
             on_failure=SendOnlyQueueDestination(queues.planner_failures),
         )
+        skip_checks(
+            self.planner,
+            {
+                "CKV_AWS_116": "Failed asynchronous invocations go to an on-failure destination "
+                "(the planner failure queue), which keeps the event with the error; a DLQ "
+                "(DeadLetterConfig) would keep the event alone",
+                "CKV_AWS_115": "Runs once per schedule, and a second concurrent run of a sweep "
+                "is refused by the ledger (a compare-and-set). Reserved concurrency is carved "
+                "out of the account's pool: the deployment fails where that would leave less "
+                "than 10 unreserved (a new account has 10 in all)",
+            },
+        )
         # Continuations go back through the queue into this function; Lambda would stop that
         # loop after ~16 hops, so the worker enforces its own hop budget (SCAVENGER_MAX_HOPS).
         self.worker = self._function(
@@ -132,6 +145,17 @@ class SweepFunctions(Construct):
                 ),
             },
             recursive_loop=lambda_.RecursiveLoop.ALLOW,
+        )
+        skip_checks(
+            self.worker,
+            {
+                "CKV_AWS_116": "Invoked synchronously by the SQS event source mapping, which "
+                "never uses a function DLQ: a failing segment goes to the segment queue's DLQ "
+                "after 5 receives (its redrive policy)",
+                "CKV_AWS_115": "Concurrency is capped by the event source mapping's maximum "
+                "concurrency (max_concurrency), which, unlike reserved concurrency, neither "
+                "throttles deliveries back into the queue nor takes from the account's pool",
+            },
         )
 
         deleting = settings.deleting_tables
@@ -185,7 +209,8 @@ class SweepFunctions(Construct):
         )
         log_group = logs.LogGroup(self, f"{name}Logs", retention=LOG_RETENTION)
         log_group.grant_write(role)
-        return lambda_.Function(
+        skip_checks(log_group, {"CKV_AWS_158": LOGS_ENCRYPTED})
+        function = lambda_.Function(
             self,
             name,
             runtime=RUNTIME,
@@ -200,3 +225,5 @@ class SweepFunctions(Construct):
             environment=dict(environment),
             recursive_loop=recursive_loop,
         )
+        skip_checks(function, {"CKV_AWS_117": NO_VPC, "CKV_AWS_173": ENV_NOT_SECRET})
+        return function

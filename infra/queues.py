@@ -7,6 +7,8 @@ from aws_cdk import Duration
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.checkov import SQS_MANAGED_SSE, skip_checks
+
 # Lambda's guidance for SQS event sources: visibility timeout at least six times the timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
 MAX_RECEIVE_COUNT = 5
@@ -68,3 +70,5 @@ class SweepQueues(Construct):
                 queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
             ),
         )
+        for queue in (self.queue, self.dead_letter_queue, self.planner_failures):
+            skip_checks(queue, {"CKV_AWS_27": SQS_MANAGED_SSE})
