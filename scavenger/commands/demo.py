@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import secrets
 import sys
@@ -50,7 +51,7 @@ from scavenger.local.demo import (
     DemoOptions,
     DemoReport,
 )
-from scavenger.local.emulator import DYNAMODB_BACKENDS, require_dynalite
+from scavenger.local.emulator import DYNAMODB_BACKENDS, default_backend, require_backend
 from scavenger.local.fleet import default_workers
 from scavenger.ops.context import aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.ops.output import console, messages
@@ -89,8 +90,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dynamodb",
         choices=DYNAMODB_BACKENDS,
-        default="moto",
-        help="DynamoDB emulator; SQS always runs on moto (default: %(default)s)",
+        help="DynamoDB emulator; SQS always runs on moto (default: dynamodb-local, AWS's "
+        "own engine, where Java 17+ is installed; moto otherwise)",
     )
     parser.add_argument(
         "--seed", type=int, help="random seed for the demo data (and the faults, with --chaos)"
@@ -117,16 +118,19 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         timeout_seconds=DEFAULT_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
         batch_size=_batch_size(args.batch_size),
-        dynamodb=args.dynamodb,
+        dynamodb=args.dynamodb or "moto",
         endpoint_url=args.endpoint_url,
         region=args.region,
         seed=args.seed,
         log_path=args.log_file,
     )
+    # After the checks: a mistake stays the only line, even where Java is missing.
+    options = dataclasses.replace(
+        options, dynamodb=default_backend(args.dynamodb, args.endpoint_url)
+    )
     from scavenger.local.demo import check_endpoint, run_demo  # imports boto3; after checks
 
-    if options.dynamodb == "dynalite":
-        require_dynalite()
+    require_backend(options.dynamodb)
     if options.endpoint_url is not None:
         with aws_errors_as_user_errors():
             check_endpoint(options.endpoint_url, options.region)
@@ -161,13 +165,13 @@ def run_chaos_demo(args: argparse.Namespace) -> int:
         segments=args.segments,
         workers=args.workers,
         timeout_seconds=CHAOS_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
-        dynamodb=args.dynamodb,
+        dynamodb=args.dynamodb or "moto",
         log_path=args.log_file,
     )
+    options = dataclasses.replace(options, dynamodb=default_backend(args.dynamodb, None))
     from scavenger.local.chaos import run_chaos  # imports boto3; after argument checks
 
-    if options.dynamodb == "dynalite":
-        require_dynalite()
+    require_backend(options.dynamodb)
     with (
         logs_named_on_failure(),
         aws_errors_as_user_errors(),
