@@ -24,6 +24,7 @@ from scavenger.ops import output
 
 COMMANDS: dict[str, str] = {
     "demo": "run the whole system on a local emulator and check the result",
+    "local": "start (up) or stop (down) a local stack that stays up for the other commands",
     "plan": "plan a run now, as the scheduled planner does",
     "work": "run a local worker fleet on the configured queue until it drains",
     "status": "list runs, or one run's segments",

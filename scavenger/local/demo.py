@@ -433,6 +433,7 @@ def create_resources(
     suffix: str,
     timeout: float,
     max_receive_count: int = MAX_RECEIVE_COUNT,
+    queue_prefix: str = "scavenger-demo",
 ) -> DemoResources:
     table = f"Workers{suffix}"
     ledger_table = f"scavenger-ledger{suffix}"
@@ -447,7 +448,7 @@ def create_resources(
         # DESIGN: the visibility timeout is at least 6x the worker timeout.
         queues = create_queues(
             sqs,
-            f"scavenger-demo{suffix}",
+            f"{queue_prefix}{suffix}",
             visibility_timeout=max(1, int(6 * timeout)),
             max_receive_count=max_receive_count,
         )
@@ -478,7 +479,13 @@ def create_demo_table(dynamodb: Any, table: str) -> None:
 
 def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second: int = 0) -> Sweep:
     """The sweep, as a user would write it, read back by the real config parser."""
-    path.write_text(
+    path.write_text(sweep_toml(table, segments, deletes_per_second), encoding="utf-8")
+    return load_config(path).sweep(SWEEP_NAME)
+
+
+def sweep_toml(table: str, segments: int, deletes_per_second: int = 0) -> str:
+    """The demo's sweep as ``[[sweeps]]`` TOML: what a user would write for this table."""
+    return (
         "[[sweeps]]\n"
         f'name = "{SWEEP_NAME}"\n'
         f'table = "{table}"\n'
@@ -489,10 +496,8 @@ def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second
         'names = { "#c" = "Completed" }\n'
         'values = { ":n1" = 1, ":s1" = "1" }\n'
         f"segments = {segments}\n"
-        f"deletes_per_second = {deletes_per_second}\n",
-        encoding="utf-8",
+        f"deletes_per_second = {deletes_per_second}\n"
     )
-    return load_config(path).sweep(SWEEP_NAME)
 
 
 def seed_table(
