@@ -7,6 +7,7 @@ made visible again at once) to mark the segments whose message sits there.
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,12 @@ from rich.table import Table
 
 from scavenger.cost import Prices, projected_run
 from scavenger.errors import ScavengerError
-from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
+from scavenger.ops.context import (
+    Operator,
+    aws_errors_as_user_errors,
+    engine_logs_on_stderr,
+    require_known_sweep,
+)
 from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import ago, console, human_duration, print_json
 from scavenger.ops.status import RunDetail, RunSummary, recent_runs, run_detail
@@ -40,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         operator = Operator.from_args(args)
         if args.run_id is None:
             runs = recent_runs(operator.ledger, per_sweep=args.limit, sweep=args.sweep)
+            if args.sweep is not None and not runs:
+                require_known_sweep(args.sweep, operator.config, os.environ)
             render_runs(runs, now)
             if args.json:
                 print_json(
