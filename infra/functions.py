@@ -50,9 +50,14 @@ PLANNER_LEDGER_ACTIONS = (
     "dynamodb:BatchWriteItem",
     "dynamodb:UpdateItem",
 )
-# The worker claims and checkpoints its segment (Get, Update) and sums the segments of a
-# finished run (Query).
-WORKER_LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query")
+# The worker claims its segment with its run (BatchGet: a halted run stops it), reads the
+# run (Get), checkpoints or halts (Update) and sums the segments of a finished run (Query).
+WORKER_LEDGER_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+)
 QUEUE_SEND_ACTIONS = ("sqs:SendMessage",)
 PLANNER_ASYNC_RETRIES = 2
 
