@@ -35,7 +35,7 @@ from scavenger.message import SegmentMessage
 from scavenger.provision import create_ledger_table, create_queues
 from scavenger.queue import SendFailed
 from scavenger.runtime import lambda_runtime
-from tests.conftest import REGION, FakeClock, FakeContext, drain, sqs_event
+from tests.conftest import REGION, FakeClock, FakeContext, Stack, drain, sqs_event
 from tests.dataset import create_table, key_id, now, seed_table
 from tests.faults import ErrorInjector, on_call, tick_per_call
 from tests.infra.calls import (
@@ -132,6 +132,7 @@ class Recorded:
     operations: set[str]
     rewritten: int
     run_status: str
+    continuations: int
 
 
 def ledger_run_status(dynamodb: Any, run_id: str) -> str:
@@ -204,12 +205,8 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         clock = FakeClock()
         tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
 
-        class Stack:
-            pass
-
-        stack = Stack()
-        stack.sqs, stack.queue_url, stack.queue_arn = sqs, queues.queue_url, queue_arn  # type: ignore[attr-defined]
-        drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))  # type: ignore[arg-type]
+        stack = Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, queue_arn, LEDGER)
+        drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
 
         # A segment message the worker cannot sweep: the failure is noted on its segment.
         stray = SegmentMessage(
@@ -244,7 +241,8 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         operations = {call.operation for call in recorder.calls}
     aws.reset_clients()
     lambda_runtime.cache_clear()
-    return Recorded(required, operations, len(rewritten), status)
+    continuations = sum(1 for body in drained.bodies if body.get("hop", 0) > 0)
+    return Recorded(required, operations, len(rewritten), status, continuations)
 
 
 @pytest.fixture(scope="module")
@@ -289,6 +287,7 @@ def test_the_run_sweeps_the_tables_the_template_grants_as_the_template_does() ->
 def test_the_run_took_every_path_it_is_meant_to(recorded: Recorded) -> None:
     assert recorded.rewritten == 1
     assert recorded.run_status == "done"
+    assert recorded.continuations > 0
     made = {
         (function, action, resource)
         for function, grants in recorded.required.items()
