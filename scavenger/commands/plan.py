@@ -2,7 +2,9 @@
 
 The sweeps come from ``--config`` (or ``SCAVENGER_SWEEPS``); the queue and the
 ledger from resource discovery. A sweep whose previous run is still running is
-not started again (exit 1, with the reason).
+not started again (exit 1, with the reason). Every sweep's ``where`` is read by
+DynamoDB (a one-item Scan) before any run starts: a rejected one is exit 2 with
+nothing written.
 
 ``--from-failed`` replays the scheduled runs that failed on AWS after Lambda's
 retries, kept on the planner failure queue (``PlannerFailureQueueUrl``,
@@ -13,6 +15,8 @@ replay succeeded (exit 1 if any is kept).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import os
 from typing import Any
 
@@ -64,10 +68,18 @@ def run(args: argparse.Namespace) -> int:
                 f"--sweep {args.sweep}: not configured (configured: {', '.join(sorted(known))})"
             )
         sweeps = (known[args.sweep],)
-    with aws_errors_as_user_errors(), engine_logs_on_stderr():
+    # The planner's "sweep not started" warning is the table's note already: errors only.
+    with aws_errors_as_user_errors(), engine_logs_on_stderr(logging.ERROR):
         operator = Operator.from_args(args)
         planner = Planner(ledger=operator.ledger, queue=operator.queue, dynamodb=operator.dynamodb)
-        results = [planner.plan(sweep, dry_run=args.dry_run) for sweep in sweeps]
+        for sweep in sweeps:  # every sweep checked before any run starts
+            planner.check_expression(sweep)
+        results = []
+        for sweep in sweeps:
+            result = planner.plan(sweep, dry_run=args.dry_run)
+            if not result.started:  # the row says what was asked for
+                result = dataclasses.replace(result, dry_run=args.dry_run or sweep.dry_run)
+            results.append(result)
         tables = {sweep.name: sweep.table for sweep in sweeps}
         ceilings = {
             result.sweep: cost_ceiling(operator.dynamodb, tables[result.sweep], result)
