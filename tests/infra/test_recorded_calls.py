@@ -114,6 +114,8 @@ CLI_ONLY = {
 # What the representative run must have done, so that a quiet path cannot pass unnoticed.
 MUST_RECORD: set[tuple[str, str, tuple[str, ...]]] = {
     (PLANNER, "dynamodb:DescribeTable", ("table", "Workers")),
+    (PLANNER, "dynamodb:Scan", ("table", "Workers")),
+    (WORKER, "dynamodb:BatchGetItem", ("ledger",)),
     (PLANNER, "dynamodb:PutItem", ("ledger",)),
     (PLANNER, "dynamodb:BatchWriteItem", ("ledger",)),
     (PLANNER, "dynamodb:UpdateItem", ("ledger",)),
@@ -281,7 +283,11 @@ def client_operations_in_handler_modules() -> set[str]:
 def test_the_run_sweeps_the_tables_the_template_grants_as_the_template_does() -> None:
     deployed = load_config(str(SWEEPS_CONFIG)).sweeps
     recorded = parse_sweeps(SWEEPS)
-    assert {(s.table, s.dry_run) for s in recorded} == {(s.table, s.dry_run) for s in deployed}
+
+    def shape(sweeps: Any) -> set[tuple[str, bool, bool]]:
+        return {(s.table, s.dry_run, s.where is not None) for s in sweeps}
+
+    assert shape(recorded) == shape(deployed)
 
 
 def test_the_run_took_every_path_it_is_meant_to(recorded: Recorded) -> None:
