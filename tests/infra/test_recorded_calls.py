@@ -4,9 +4,10 @@ resource, for that function's role; and every grant is used by a recorded call o
 below with the reason it is there.
 
 The run exercises every path of the handlers that calls AWS: planning (auto and explicit
-segments, a dry run), a sweep still running, a planner that cannot send, a claim, scans and
-deletes, a delete whose condition failed (the item is read again and deleted at its new
-value), continuations, checkpoints, a finished run, and a failure recorded on a segment. A
+segments, a `where` checked by DynamoDB, a dry run), a sweep still running, a planner that
+cannot send, a claim, scans and deletes, a delete whose condition failed (the item is read
+again and deleted at its new value), continuations, checkpoints, a finished run, a failure
+recorded on a segment, and a run halted by AccessDenied on its table. A
 static check keeps the run honest: every client operation the handlers' modules can call is
 either recorded or listed as the operator CLI's alone.
 """
@@ -135,6 +136,7 @@ class Recorded:
     rewritten: int
     run_status: str
     continuations: int
+    halted_status: str
 
 
 def ledger_run_status(dynamodb: Any, run_id: str) -> str:
@@ -229,6 +231,13 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         answer = worker_handler(sqs_event([record], queue_arn), FakeContext(clock, 8))
         assert answer["batchItemFailures"] == [{"itemIdentifier": "stray"}]
 
+        # A second run of the sweep meets AccessDenied on its table: the run halts.
+        (halting,) = planner_handler({"sweep": "stale-workers"}, None)["runs"]
+        assert halting["started"], halting
+        ErrorInjector(aws.client("dynamodb"), "Scan", rate=1.0, code="AccessDeniedException")
+        drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
+        halted = ledger_run_status(dynamodb, halting["run_id"])
+
         # A planner that cannot send marks the unsent segments failed in the ledger.
         ErrorInjector(aws.client("sqs"), "SendMessageBatch", rate=1.0, code="AccessDenied")
         with pytest.raises(SendFailed):
@@ -244,7 +253,7 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
     aws.reset_clients()
     lambda_runtime.cache_clear()
     continuations = sum(1 for body in drained.bodies if body.get("hop", 0) > 0)
-    return Recorded(required, operations, len(rewritten), status, continuations)
+    return Recorded(required, operations, len(rewritten), status, continuations, halted)
 
 
 @pytest.fixture(scope="module")
@@ -294,6 +303,7 @@ def test_the_run_took_every_path_it_is_meant_to(recorded: Recorded) -> None:
     assert recorded.rewritten == 1
     assert recorded.run_status == "done"
     assert recorded.continuations > 0
+    assert recorded.halted_status == "halted"
     made = {
         (function, action, resource)
         for function, grants in recorded.required.items()
