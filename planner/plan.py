@@ -2,7 +2,7 @@
 
 The ledger items are written before any message is sent, so a worker always
 finds its segment. A sweep whose previous run is still running is not started
-again.
+again, nor one whose previous run is halted (its cause must be fixed first).
 """
 
 from __future__ import annotations
@@ -76,6 +76,14 @@ class Planner:
         previous = self.ledger.latest_run_id(sweep.name)
         if previous is not None:
             running = self.ledger.get_run(previous)
+            if running is not None and running.status == "halted":
+                why = running.halt.describe() if running.halt else "no error recorded"
+                reason = (
+                    f"run {previous} is halted: {why}; "
+                    f"fix it and `scavenger requeue {previous} --halted`"
+                )
+                logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
+                return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
             if running is not None and running.status == "running":
                 reason = (
                     f"run {previous} is still running "

@@ -116,6 +116,23 @@ def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
                 ago(summary.last_progress, now),
             )
     out.print(table)
+    for summaries in runs.values():
+        for summary in summaries:
+            print_halt(summary)
+
+
+def print_halt(summary: RunSummary) -> None:
+    """A halted run's cause and the way out, under the table that lists it."""
+    run = summary.run
+    if run.status != "halted" or run.halt is None:
+        return
+    halt = run.halt
+    console().print(
+        f"run {run.run_id} is halted: {escape(halt.code)} on {halt.call} of "
+        f"{escape(halt.resource)} (segment {halt.segment}, {halt.at}): "
+        f"{escape(halt.message[:MAX_ERROR_SHOWN])}; {summary.halted} segment(s) halted. "
+        f"Fix it, then `scavenger requeue {run.run_id} --halted`"
+    )
 
 
 def render_detail(detail: RunDetail, now: datetime) -> None:
@@ -129,6 +146,7 @@ def render_detail(detail: RunDetail, now: datetime) -> None:
         f"cutoff {run.cutoff}  started {run.created_at}  "
         f"duration {human_duration(summary.seconds)}"
     )
+    print_halt(summary)
     table = Table(show_lines=False)
     columns = ("seg", "status", "hop", "scanned", "expired", "deleted", "skipped")
     for column in (*columns, "unparseable", "throttled"):

@@ -90,7 +90,8 @@ def seeded(stack, monkeypatch, tmp_path, request):
 
 class SegmentScans:
     """Records the worker's Scan calls on one segment of the swept table and, while
-    ``failing``, refuses them (AccessDenied) once ``allowed`` calls have gone through."""
+    ``failing``, refuses them once ``allowed`` calls have gone through, with a fatal error
+    of the segment's own (a ValidationException naming no expression: it does not halt)."""
 
     def __init__(self, segment: int, *, failing: bool = False, allowed: int = 0):
         self.segment = segment
@@ -107,7 +108,7 @@ class SegmentScans:
         self.starts.append(params.get("ExclusiveStartKey"))
         if self.failing and len(self.starts) > self.allowed:
             raise ClientError(
-                {"Error": {"Code": "AccessDeniedException", "Message": "injected"}}, "Scan"
+                {"Error": {"Code": "ValidationException", "Message": "injected"}}, "Scan"
             )
 
 
@@ -200,7 +201,7 @@ def segment_into_dlq(stack, segment: int = 1, allowed: int = 0) -> tuple[str, Se
 def test_segment_forced_into_the_dlq_is_redriven_and_the_run_completes_exactly(stack, seeded, cli):
     run_id, scans = segment_into_dlq(stack)
     failed = ledger(stack).get_segment(run_id, 1)
-    assert failed.status == "failed" and "AccessDeniedException" in failed.last_error
+    assert failed.status == "failed" and "ValidationException" in failed.last_error
     assert ledger(stack).get_run(run_id).status == "running"
 
     listed = cli("dlq", "--json")
@@ -208,7 +209,7 @@ def test_segment_forced_into_the_dlq_is_redriven_and_the_run_completes_exactly(s
     (message,) = listed.json["messages"]
     assert (message["run_id"], message["segment"], message["hop"]) == (run_id, 1, 0)
     assert message["receive_count"] >= 5
-    assert "AccessDeniedException" in message["last_error"]
+    assert "ValidationException" in message["last_error"]
     assert message["stale"] is False
     assert visible(stack, stack.dlq_url) == 1  # listed, not consumed
 
