@@ -90,7 +90,9 @@ class Planner:
                 )
                 logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
                 return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
-        self.check_expression(sweep)  # before anything is written
+        # After the ledger's checks: a run halted by a denied table says so, rather
+        # than failing here on the same denial.
+        self.check_expression(sweep)
         total = self._segments(sweep)
         now = self.clock().astimezone(UTC).replace(microsecond=0)
         cutoff = now - sweep.max_age
