@@ -186,8 +186,8 @@ def test_a_missing_table_halts_the_run(stack, seeded):
 
 
 def test_a_where_dynamodb_rejects_halts_the_run_on_its_first_scan(stack, seeded, monkeypatch):
-    # The planner reads the where before a run starts; this one (a reserved word only
-    # the engine refuses) is redeployed under a running run.
+    # The planner reads the where before a run starts; this one is redeployed under a
+    # running run, and passes the config's syntax check: `status` is a reserved word.
     run_id = start_run()
     configure_sweeps(monkeypatch, {**SWEEP, "where": "#c = :n1 OR status = :s1"})
 
