@@ -1,11 +1,18 @@
 """Worker CPU per deleted item against a bare boto3 Scan + DeleteItem loop,
-both on the same canned responses (no network, no emulator)."""
+both on canned responses (no network, no emulator).
+
+The worker runs as configured (``delete_mode`` batch by default: canned
+BatchExecuteStatement answers, each statement's old item returned); the bare
+loop is the best a per-item deleter can do: Scan, then one conditional
+DeleteItem per item, nothing else. Their ratio is ``worker_cpu_vs_bare_item``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -14,7 +21,7 @@ from typing import Any, cast
 
 from scavenger.bench.canned import canned_client
 from scavenger.config import parse_sweeps
-from scavenger.expiry import Expressions
+from scavenger.expiry import AGE_VALUE, Expressions
 from scavenger.message import SegmentMessage
 from scavenger.observability import logger
 from scavenger.runtime import Runtime
@@ -24,6 +31,8 @@ from worker.handler import handle
 TABLE = "Workers"
 KEYS = ("WorkerId", "StartTime")
 CUTOFF = datetime(2026, 11, 21, 2, 0, 0, tzinfo=UTC)
+# `"Name" = ?` in a PartiQL statement: which parameter pins which attribute.
+PINNED = re.compile(r'"((?:[^"]|"")+)"\s*=\s*\?')
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ def _page(pages: int, page_size: int) -> Any:
                 "WorkerId": {"N": str(page * page_size + index)},
                 "StartTime": {"S": f"2026-11-{index % 28 + 1:02d}T00:00:00Z"},
                 "StartExecutionTime": {"S": expired},
+                "Completed": {"N": "1"},
             }
             for index in range(page_size)
         ]
@@ -72,6 +82,17 @@ def _page(pages: int, page_size: int) -> Any:
         return response
 
     return scan
+
+
+def _batch_execute(request: dict[str, Any]) -> dict[str, Any]:
+    """Every DELETE succeeds and returns the old item (what it pinned, rebuilt)."""
+    responses = []
+    for statement in request["Statements"]:
+        names = [name.replace('""', '"') for name in PINNED.findall(statement["Statement"])]
+        old = dict(zip(names, statement.get("Parameters", []), strict=False))
+        responses.append({"TableName": TABLE, "Item": old})
+    capacity = {"TableName": TABLE, "CapacityUnits": float(len(responses))}
+    return {"Responses": responses, "ConsumedCapacity": [capacity]}
 
 
 def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
@@ -116,6 +137,7 @@ def _dynamodb(pages: int, page_size: int) -> Any:
             "DeleteItem": lambda r: {
                 "ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 1.0}
             },
+            "BatchExecuteStatement": _batch_execute,
             "DescribeTable": lambda r: {
                 "Table": {
                     "TableName": TABLE,
@@ -199,13 +221,24 @@ def worker_cpu(pages: int, page_size: int) -> float:
 
 
 def bare_cpu(pages: int, page_size: int) -> float:
-    """CPU seconds for Scan pages and a conditional DeleteItem per item, bare boto3."""
+    """CPU seconds for Scan pages and a conditional DeleteItem per item, bare boto3:
+    the worker's requests (projection, filter, condition, consumed capacity), no more."""
     client = _dynamodb(pages, page_size)
     expressions = Expressions.build(parse_sweeps([SWEEP])[0], KEYS)
     started = time.process_time()
     cursor = None
     while True:
-        request: dict[str, Any] = {"TableName": TABLE, "Segment": 1, "TotalSegments": 2}
+        request: dict[str, Any] = {
+            "TableName": TABLE,
+            "Segment": 1,
+            "TotalSegments": 2,
+            "Limit": page_size,
+            "ReturnConsumedCapacity": "TOTAL",
+            "ProjectionExpression": expressions.projection,
+            "ExpressionAttributeNames": expressions.projection_names | expressions.filter_names,
+            "FilterExpression": expressions.filter,
+            "ExpressionAttributeValues": expressions.filter_values,
+        }
         if cursor:
             request["ExclusiveStartKey"] = cursor
         page = client.scan(**request)
@@ -216,9 +249,10 @@ def bare_cpu(pages: int, page_size: int) -> float:
                 ConditionExpression=expressions.delete_condition,
                 ExpressionAttributeNames=expressions.delete_names,
                 ExpressionAttributeValues={
-                    ":sc_age": item["StartExecutionTime"],
+                    AGE_VALUE: item["StartExecutionTime"],
                     **expressions.user_values,
                 },
+                ReturnConsumedCapacity="TOTAL",
             )
         cursor = page.get("LastEvaluatedKey")
         if not cursor:

@@ -160,7 +160,8 @@ def run(args: argparse.Namespace) -> int:
         # Outside engine_logs_on_stderr: the worker logs at its Lambda level, as it costs there.
         with console.status("measuring the worker's CPU per deleted item (canned responses)"):
             report.cpu = measure_cpu(options)
-    console.print(report_table(report))
+    if options.modes:
+        console.print(report_table(report))
     if report.cpu is not None:
         console.print(cpu_table(report))
     for run in report.runs:
