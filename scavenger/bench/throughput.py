@@ -70,7 +70,9 @@ if TYPE_CHECKING:
 MODES = ("raw", "raw_item", "fleet", "baseline")
 DEFAULT_ITEMS = 10_000
 DEFAULT_WORKERS = 4
-DEFAULT_REPEATS = 3
+# One run of each mode: on DynamoDB Local a table worth timing (the issue's 50,000
+# items) takes minutes per mode; --repeats N gives medians, the modes taking turns.
+DEFAULT_REPEATS = 1
 DEFAULT_SEED = 20261123
 # The baseline's deleters: one DeleteItem per call against a whole page per Scan
 # call, so deletes need several times the readers' concurrency to keep up.
@@ -426,9 +428,14 @@ def run_bench(options: BenchOptions, observer: BenchObserver | None = None) -> B
     for repeat in range(options.repeats):
         for mode in options.order(repeat):
             observer.run_started(mode, repeat, options.repeats)
+            load_before = os.getloadavg()[0]
             with CpuWatch() as watch:
                 run = RUNNERS[mode](options, repeat, observer)
-            run = replace(run, usage=watch.usage)
+            # The 1-minute load average (as `uptime` shows it) before and after the run:
+            # a shared machine's other programs move the figures by tens of per cent.
+            loads = {"load_1min_before": round(load_before, 2)}
+            loads["load_1min_after"] = round(os.getloadavg()[0], 2)
+            run = replace(run, usage=watch.usage, detail={**run.detail, **loads})
             runs.append(run)
             observer.run_finished(run)
     cpu = None

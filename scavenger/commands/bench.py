@@ -273,7 +273,8 @@ def report_table(report: BenchReport) -> Table:
     table = Table(
         title=(
             f"scavenger bench: {verdict}[/]  {options.items:,} items, K = {options.workers}, "
-            f"DynamoDB on {options.dynamodb}, median of {options.repeats}"
+            f"DynamoDB on {options.dynamodb}, "
+            + ("one run each" if options.repeats == 1 else f"median of {options.repeats}")
         ),
         title_justify="left",
     )
