@@ -95,11 +95,8 @@ def _batch_execute(request: dict[str, Any]) -> dict[str, Any]:
     return {"Responses": responses, "ConsumedCapacity": [capacity]}
 
 
-def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
-    part = request["Key"]["part"]["S"]
-    if part == "RUN":
-        return {}
-    item = {
+def _segment_item(part: str) -> dict[str, Any]:
+    return {
         "run_id": {"S": "bench"},
         "part": {"S": part},
         "status": {"S": "pending"},
@@ -107,26 +104,42 @@ def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
         "cursor": {"S": "null"},
         "checkpoints": {"N": "0"},
     }
-    return {"Item": item}
 
 
-def _run_item(request: dict[str, Any]) -> dict[str, Any]:
+def _run_item() -> dict[str, Any]:
+    return {
+        "run_id": {"S": "bench"},
+        "part": {"S": "RUN"},
+        "sweep": {"S": "bench"},
+        "table": {"S": TABLE},
+        "total_segments": {"N": "2"},
+        "cutoff": {"S": "2026-11-21T02:00:00Z"},
+        "dry_run": {"BOOL": False},
+        "created_at": {"S": "2026-11-23T02:00:00Z"},
+        "status": {"S": "running"},
+        "done_segments": {"NS": ["0"]},
+    }
+
+
+def _ledger_get(request: dict[str, Any]) -> dict[str, Any]:
+    part = request["Key"]["part"]["S"]
+    return {"Item": _run_item() if part == "RUN" else _segment_item(part)}
+
+
+def _ledger_batch_get(request: dict[str, Any]) -> dict[str, Any]:
+    """The claim's read: the segment item and its run item, in one call."""
+    ((table, wanted),) = request["RequestItems"].items()
+    items = [
+        _run_item() if key["part"]["S"] == "RUN" else _segment_item(key["part"]["S"])
+        for key in wanted["Keys"]
+    ]
+    return {"Responses": {table: items}, "UnprocessedKeys": {}}
+
+
+def _ledger_update(request: dict[str, Any]) -> dict[str, Any]:
     if request.get("ReturnValues") != "ALL_NEW":
         return {}
-    return {
-        "Attributes": {
-            "run_id": {"S": "bench"},
-            "part": {"S": "RUN"},
-            "sweep": {"S": "bench"},
-            "table": {"S": TABLE},
-            "total_segments": {"N": "2"},
-            "cutoff": {"S": "2026-11-21T02:00:00Z"},
-            "dry_run": {"BOOL": False},
-            "created_at": {"S": "2026-11-23T02:00:00Z"},
-            "status": {"S": "running"},
-            "done_segments": {"NS": ["0"]},
-        }
-    }
+    return {"Attributes": _run_item()}
 
 
 def _dynamodb(pages: int, page_size: int) -> Any:
@@ -147,8 +160,9 @@ def _dynamodb(pages: int, page_size: int) -> Any:
                     ],
                 }
             },
-            "GetItem": _ledger_segment,
-            "UpdateItem": _run_item,
+            "GetItem": _ledger_get,
+            "BatchGetItem": _ledger_batch_get,
+            "UpdateItem": _ledger_update,
         },
     )
 
