@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from scavenger.dlq import dlq_url_from_policy
 from scavenger.errors import RetryableError, ScavengerError, classify
 from scavenger.local.function import (
     DEFAULT_HANDLER,
@@ -218,7 +219,7 @@ class Fleet:
             QueueUrl=options.queue_url, AttributeNames=["QueueArn", "RedrivePolicy"]
         )["Attributes"]
         self.queue_arn: str = attributes["QueueArn"]
-        self.dlq_url = self._dlq_url(attributes.get("RedrivePolicy"))
+        self.dlq_url = dlq_url_from_policy(sqs, options.queue_url, attributes.get("RedrivePolicy"))
 
     def run(
         self,
@@ -448,16 +449,6 @@ class Fleet:
         if response is None:
             return False
         return all(int(value) == 0 for value in response["Attributes"].values())
-
-    def _dlq_url(self, redrive_policy: str | None) -> str | None:
-        if not redrive_policy:
-            return None
-        arn = json.loads(redrive_policy).get("deadLetterTargetArn", "")
-        name = arn.rsplit(":", 1)[-1]
-        if not name:
-            return None
-        url: str = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        return url
 
     def _count_dlq(self) -> int:
         if self.dlq_url is None:

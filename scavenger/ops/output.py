@@ -90,13 +90,3 @@ def human_duration(seconds: float | None) -> str:
 def ago(timestamp: str | None, now: datetime | None = None) -> str:
     seconds = seconds_between(timestamp, None, now)
     return "-" if seconds is None else f"{human_duration(seconds)} ago"
-
-
-def epoch_millis_to_iso(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        instant = datetime.fromtimestamp(int(value) / 1000, UTC)
-    except ValueError:
-        return None
-    return instant.isoformat(timespec="seconds").replace("+00:00", "Z")
