@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from scavenger.errors import ConditionFailed, RetryableError
+from scavenger.errors import ConditionFailed, Unprocessed
 from scavenger.message import Key, cursor_from_json, cursor_to_json
 from scavenger.retry import NoDeadline, RetryPolicy
 
@@ -275,16 +275,17 @@ class Ledger:
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> None:
         pending = {self.table_name: requests}
-        for attempt in range(20):
+
+        def write() -> None:
+            nonlocal pending
             response = self._call(
-                "BatchWriteItem",
-                lambda batch=pending: self.client.batch_write_item(RequestItems=batch),
+                "BatchWriteItem", lambda: self.client.batch_write_item(RequestItems=pending)
             )
             pending = response.get("UnprocessedItems") or {}
-            if not pending:
-                return
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-        raise RetryableError(f"ledger {self.table_name}: batch write left unprocessed items")
+            if pending:
+                raise Unprocessed(f"ledger {self.table_name}: batch write left unprocessed items")
+
+        self.retry.for_unprocessed(20).call(write, "ledger.BatchWriteItem.unprocessed")
 
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(run_id, RUN_PART)
@@ -478,7 +479,9 @@ class Ledger:
             {"run_id": _s(run_id), "part": _s(RUN_PART)},
         ]
         found: dict[str, dict[str, Any]] = {}
-        for attempt in range(10):
+
+        def read() -> None:
+            nonlocal keys
             response = self._call(
                 "BatchGetItem",
                 lambda wanted=keys: self.client.batch_get_item(
@@ -488,11 +491,10 @@ class Ledger:
             for item in response.get("Responses", {}).get(self.table_name, []):
                 found[item["part"]["S"]] = item
             keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
-            if not keys:
-                break
-            time.sleep(min(1.0, 0.05 * 2**attempt))
-        else:
-            raise RetryableError(f"ledger {self.table_name}: batch get left unprocessed keys")
+            if keys:
+                raise Unprocessed(f"ledger {self.table_name}: batch get left unprocessed keys")
+
+        self.retry.for_unprocessed(10).call(read, "ledger.BatchGetItem.unprocessed")
         state = found.get(segment_part(segment))
         run = found.get(RUN_PART)
         return (

@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from scavenger import aws
 from scavenger.config import Sweep, load_config, sweeps_to_json
 from scavenger.cost import Prices, estimate
-from scavenger.errors import ScavengerError
+from scavenger.errors import ScavengerError, Unprocessed
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Counts, Ledger
 from scavenger.local.emulator import FAKE_CREDENTIALS, DynamoDBBackend, Emulator, Endpoints
@@ -41,6 +41,7 @@ from scavenger.local.fleet import (
 )
 from scavenger.local.function import Container, FunctionSpec
 from scavenger.provision import MAX_RECEIVE_COUNT, create_ledger_table, create_queues
+from scavenger.retry import NoDeadline, RetryPolicy
 
 DEFAULT_ITEMS = 10_000  # about a minute on 2 cores with moto (~190 deletes/s)
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -58,6 +59,7 @@ UNPARSEABLE_SHARE = 0.003
 OFFSETS = ("Z", "+00:00", "+05:30", "-08:00", "+14:00", "-12:00", "+09:00", "-03:30")
 SEED_THREADS = 4
 BATCH_WRITE_SIZE = 25
+SEED_ATTEMPTS = 10
 PROGRESS_INTERVAL_SECONDS = 0.5
 
 
@@ -524,14 +526,18 @@ def seed_table(
     def write(batch: list[dict[str, Any]]) -> None:
         nonlocal written
         requests: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in batch]}
-        for attempt in range(10):
+
+        def put() -> None:
+            nonlocal requests
             response = dynamodb.batch_write_item(RequestItems=requests)
             requests = response.get("UnprocessedItems") or {}
-            if not requests:
-                break
-            time.sleep(min(1.0, 0.05 * 2**attempt))
-        else:
-            raise RuntimeError("seeding: BatchWriteItem kept returning unprocessed items")
+            if requests:
+                raise Unprocessed("seeding: BatchWriteItem kept returning unprocessed items")
+
+        try:
+            RetryPolicy(NoDeadline(), max_attempts=SEED_ATTEMPTS).call(put, "BatchWriteItem")
+        except Unprocessed as exc:
+            raise RuntimeError(str(exc)) from exc
         with lock:
             written += len(batch)
             observer.seeding(written, count)

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scavenger.dlq import dlq_url_from_policy
-from scavenger.errors import RetryableError, ScavengerError, classify
+from scavenger.errors import RetryableError, ScavengerError
 from scavenger.local.function import (
     DEFAULT_HANDLER,
     Container,
@@ -39,6 +39,7 @@ from scavenger.local.function import (
     FunctionSpec,
     InvocationTimedOut,
 )
+from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.settings import safety_margin
 
 BATCH_SIZE = 10
@@ -308,17 +309,27 @@ class Fleet:
         Giving up is safe: an undeleted message comes back after its visibility
         timeout, and the worker drops what it has already done.
         """
-        for attempt in range(POLLER_ATTEMPTS):
+
+        def attempt() -> Any:
             self._count_poller(operation)
-            try:
-                return call()
-            except (ClientError, BotoCoreError) as exc:
-                if not isinstance(classify(exc), RetryableError):
-                    raise
-                self._count_poller(f"{operation}.retried")
-                if attempt + 1 < POLLER_ATTEMPTS and not self._stopping.is_set():
-                    time.sleep(0.2 * 2**attempt)
-        return None
+            return call()
+
+        try:
+            return self._poller_retry(operation).call(attempt, operation)
+        except RetryableError:
+            return None
+
+    def _poller_retry(self, operation: str) -> RetryPolicy:
+        # A stopping fleet does not wait out a back-off: the wait ends when it stops.
+        return RetryPolicy(
+            NoDeadline(),
+            max_attempts=POLLER_ATTEMPTS,
+            sleep=self._pause,
+            on_retry=lambda: self._count_poller(f"{operation}.retried"),
+        )
+
+    def _pause(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
 
     def _invoke(
         self, container: FunctionHost | None, messages: list[dict[str, Any]]
