@@ -20,11 +20,12 @@ from typing import Any
 from scavenger.errors import ConditionFailed, Unprocessed
 from scavenger.message import Key, cursor_from_json, cursor_to_json
 from scavenger.retry import NoDeadline, RetryPolicy
+from scavenger.schema import LEDGER_RETENTION_SECONDS, TTL_ATTRIBUTE
 
 RUN_PART = "RUN"
 SWEEP_PART = "SWEEP"
 SEGMENT_PREFIX = "SEG#"
-RETENTION_SECONDS = 30 * 86400
+RETENTION_SECONDS = LEDGER_RETENTION_SECONDS
 MAX_ERROR_LENGTH = 500
 
 NAMES = {
@@ -230,7 +231,7 @@ class Ledger:
             "dry_run": {"BOOL": run.dry_run},
             "created_at": _s(run.created_at),
             "status": _s(run.status),
-            "expires_at": expires,
+            TTL_ATTRIBUTE: expires,
         }
         segment_items = (
             self._segment_item(run.run_id, segment, expires)
@@ -258,7 +259,7 @@ class Ledger:
             "cursor": _s(_cursor_text(None)),
             "checkpoints": _n(0),
             "updated_at": _s(now_iso()),
-            "expires_at": expires,
+            TTL_ATTRIBUTE: expires,
         }
         item.update({name: _n(0) for name in Counts().as_dict()})
         return item

@@ -40,8 +40,9 @@ from scavenger.local.fleet import (
     default_workers,
 )
 from scavenger.local.function import Container, FunctionSpec
-from scavenger.provision import MAX_RECEIVE_COUNT, create_ledger_table, create_queues
+from scavenger.provision import create_ledger_table, create_queues
 from scavenger.retry import NoDeadline, RetryPolicy
+from scavenger.schema import MAX_RECEIVE_COUNT
 
 DEFAULT_ITEMS = 10_000  # about a minute on 2 cores with moto (~190 deletes/s)
 DEFAULT_TIMEOUT_SECONDS = 30.0
