@@ -15,13 +15,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scavenger.config import RESOURCE_KEYS
 from scavenger.dlq import dlq_from_redrive_policy
 from scavenger.errors import ScavengerError, error_code
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 QUEUE_URL = "queue_url"
 DLQ_URL = "dlq_url"
@@ -61,7 +64,7 @@ class Found:
 class Resources:
     """The discovered resources; asking for a missing one is a one-line user error."""
 
-    def __init__(self, found: Mapping[str, Found], sqs: Any):
+    def __init__(self, found: Mapping[str, Found], sqs: SQSClient):
         self._found = dict(found)
         self._sqs = sqs
         self._dlq_looked_up = False
@@ -125,7 +128,7 @@ def discover(
     env: Mapping[str, str],
     stack: str | None,
     cloudformation: Callable[[], Any],
-    sqs: Any,
+    sqs: SQSClient,
 ) -> Resources:
     """Resolve each resource from config, then environment, then the stack's outputs.
 

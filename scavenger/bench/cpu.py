@@ -17,7 +17,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from scavenger.bench.canned import canned_client
 from scavenger.config import parse_sweeps
@@ -27,6 +27,9 @@ from scavenger.observability import logger
 from scavenger.runtime import Runtime
 from scavenger.settings import Settings
 from worker.handler import handle
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 TABLE = "Workers"
 KEYS = ("WorkerId", "StartTime")
@@ -142,7 +145,7 @@ def _ledger_update(request: dict[str, Any]) -> dict[str, Any]:
     return {"Attributes": _run_item()}
 
 
-def _dynamodb(pages: int, page_size: int) -> Any:
+def _dynamodb(pages: int, page_size: int) -> DynamoDBClient:
     return canned_client(
         "dynamodb",
         {

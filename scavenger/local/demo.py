@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -43,6 +43,10 @@ from scavenger.local.function import Container, FunctionSpec
 from scavenger.provision import create_ledger_table, create_queues
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.schema import MAX_RECEIVE_COUNT
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 DEFAULT_ITEMS = 10_000  # about a minute on 2 cores with moto (~190 deletes/s)
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -433,8 +437,8 @@ def check_boundary(seeded_at: datetime, cutoff: datetime) -> None:
 
 
 def create_resources(
-    dynamodb: Any,
-    sqs: Any,
+    dynamodb: DynamoDBClient,
+    sqs: SQSClient,
     suffix: str,
     timeout: float,
     max_receive_count: int = MAX_RECEIVE_COUNT,
@@ -465,7 +469,7 @@ def create_resources(
     return DemoResources(table, ledger_table, queues.queue_url, queues.dlq_url)
 
 
-def create_demo_table(dynamodb: Any, table: str) -> None:
+def create_demo_table(dynamodb: DynamoDBClient, table: str) -> None:
     """The swept table, keyed like the original one (WorkerId N, StartTime S)."""
     dynamodb.create_table(
         TableName=table,
@@ -506,7 +510,7 @@ def sweep_toml(table: str, segments: int, deletes_per_second: int = 0) -> str:
 
 
 def seed_table(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     count: int,
     now: datetime,
@@ -606,7 +610,7 @@ class RunMonitor:
         return self.finished
 
 
-def remaining_keys(dynamodb: Any, table: str) -> set[tuple[int, str]]:
+def remaining_keys(dynamodb: DynamoDBClient, table: str) -> set[tuple[int, str]]:
     keys: set[tuple[int, str]] = set()
     request: dict[str, Any] = {"TableName": table, "ProjectionExpression": "WorkerId, StartTime"}
     while True:

@@ -27,11 +27,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal, overload
 
 from scavenger import aws
 from scavenger.errors import ScavengerError
 from scavenger.local.child import ChildProcess
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 DynamoDBBackend = Literal["dynamodb-local", "moto", "dynalite"]
 DYNAMODB_BACKENDS: tuple[DynamoDBBackend, ...] = ("dynamodb-local", "moto", "dynalite")
@@ -75,9 +79,14 @@ class Endpoints:
             env.setdefault(name, value)
         return env
 
-    def client(self, service: Literal["sqs", "dynamodb"]) -> Any:
-        endpoint = self.sqs if service == "sqs" else self.dynamodb
-        return aws.client(service, endpoint_url=endpoint, region=self.region)
+    @overload
+    def client(self, service: Literal["sqs"]) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    def client(self, service: Literal["sqs", "dynamodb"]) -> SQSClient | DynamoDBClient:
+        if service == "sqs":
+            return aws.client("sqs", endpoint_url=self.sqs, region=self.region)
+        return aws.client("dynamodb", endpoint_url=self.dynamodb, region=self.region)
 
 
 class Emulator:

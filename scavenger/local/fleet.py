@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -41,6 +41,9 @@ from scavenger.local.function import (
 )
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.settings import safety_margin
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 BATCH_SIZE = 10
 POLL_WAIT_SECONDS = 1
@@ -203,7 +206,7 @@ def _hop(body: str) -> int:
 class Fleet:
     """Drives a queue with up to ``workers`` concurrent invocations until it drains."""
 
-    def __init__(self, options: FleetOptions, sqs: Any):
+    def __init__(self, options: FleetOptions, sqs: SQSClient):
         if options.workers < 1:
             raise ValueError("workers must be at least 1")
         if not 1 <= options.batch_size <= BATCH_SIZE:
