@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from typing import TYPE_CHECKING, Any, cast
 
 from aws_lambda_powertools import Logger
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 
 DEFAULT_SERVICE = "scavenger"
 DEFAULT_NAMESPACE = "Scavenger"
+
+# Log lines go to the stdout the process had when this module was imported (the one
+# the Logger used when it was built at import), whenever the Logger is built.
+_STREAM = sys.stdout
 
 
 @functools.cache
@@ -33,7 +38,7 @@ def metrics_namespace() -> str:
 
 @functools.cache
 def _logger() -> Logger:
-    return Logger(service=service_name())
+    return Logger(service=service_name(), stream=_STREAM)
 
 
 class _FirstUseLogger:

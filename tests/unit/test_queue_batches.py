@@ -3,6 +3,7 @@ after a wait, and never silently dropped. Stubbed client, no network."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import boto3
@@ -16,15 +17,13 @@ from scavenger.retry import NoDeadline, RetryPolicy
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/q.fifo"
 
 
+BASE = SegmentMessage(
+    "20261123T020000Z-3f9c", "stale", "Workers", 0, 4, datetime(2026, 11, 21, 2, tzinfo=UTC)
+)
+
+
 def message(segment: int) -> SegmentMessage:
-    return SegmentMessage(
-        run_id="20261123T020000Z-3f9c",
-        sweep="stale",
-        table="Workers",
-        segment=segment,
-        total_segments=4,
-        cutoff=datetime(2026, 11, 21, 2, tzinfo=UTC),
-    )
+    return dataclasses.replace(BASE, segment=segment)
 
 
 def failed(entry_id: str, sender_fault: bool = False) -> dict[str, object]:
