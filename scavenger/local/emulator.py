@@ -190,12 +190,19 @@ def serve_moto(control: Connection, _: object) -> None:
     server.stop()
 
 
-class DynaliteProcess:
-    """dynalite (in memory) under Node on a free loopback port."""
+class _LoopbackProcess:
+    """An emulator in a child process, serving on a loopback port until stopped."""
 
     def __init__(self, process: subprocess.Popen[str], port: int):
         self.process = process
         self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        _end_popen(self.process)
+
+
+class DynaliteProcess(_LoopbackProcess):
+    """dynalite (in memory) under Node on a free loopback port."""
 
     @classmethod
     def start(cls) -> DynaliteProcess:
@@ -218,16 +225,9 @@ class DynaliteProcess:
             raise
         return cls(process, port)
 
-    def stop(self) -> None:
-        _end_popen(self.process)
 
-
-class DynamoDBLocalProcess:
+class DynamoDBLocalProcess(_LoopbackProcess):
     """AWS's DynamoDB Local (in memory, one database for every client) on loopback."""
-
-    def __init__(self, process: subprocess.Popen[str], port: int):
-        self.process = process
-        self.url = f"http://127.0.0.1:{port}"
 
     @classmethod
     def start(cls) -> DynamoDBLocalProcess:
@@ -261,9 +261,6 @@ class DynamoDBLocalProcess:
         # Whatever it logs later is drained, so a full pipe never blocks the engine.
         threading.Thread(target=_drain, args=(process,), daemon=True).start()
         return cls(process, port)
-
-    def stop(self) -> None:
-        _end_popen(self.process)
 
 
 def default_backend(chosen: DynamoDBBackend | None, endpoint_url: str | None) -> DynamoDBBackend:
