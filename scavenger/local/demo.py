@@ -217,7 +217,7 @@ def generate_items(
                 if draw < UNPARSEABLE_SHARE + FRESH_SHARE + INCOMPLETE_SHARE:
                     completed = False
             instant = now - age
-            age_text = {"S": _iso(instant, rng.choice(OFFSETS), rng.random() < 0.5)}
+            age_text = {"S": iso_with_offset(instant, rng.choice(OFFSETS), rng.random() < 0.5)}
         completed_value = (
             rng.choice([{"N": "1"}, {"S": "1"}])
             if completed
@@ -247,7 +247,8 @@ def _age(rng: random.Random, *, fresh: bool) -> timedelta:
     return low + (high - low) * rng.random()
 
 
-def _iso(instant: datetime, offset: str, millis: bool) -> str:
+def iso_with_offset(instant: datetime, offset: str, millis: bool = False) -> str:
+    """``instant`` in ISO 8601 at the UTC offset ``offset`` ("Z", "+05:30", ...)."""
     if offset == "Z":
         zone = UTC
     else:
