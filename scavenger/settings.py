@@ -24,6 +24,8 @@ class Settings:
     page_size: int = DEFAULT_PAGE_SIZE
     # Time kept in reserve for the last checkpoint and the continuation message.
     safety_margin_seconds: float = DEFAULT_SAFETY_MARGIN_SECONDS
+    # The EventBridge bus of the run reports (scavenger.events); unset: no report.
+    event_bus: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,6 +45,7 @@ class Settings:
             max_hops=_positive_int(env, "SCAVENGER_MAX_HOPS", DEFAULT_MAX_HOPS),
             page_size=_positive_int(env, "SCAVENGER_PAGE_SIZE", DEFAULT_PAGE_SIZE),
             safety_margin_seconds=safety_margin(env),
+            event_bus=env.get("SCAVENGER_EVENT_BUS") or None,
         )
 
 

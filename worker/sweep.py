@@ -15,6 +15,7 @@ from typing import Any
 
 from scavenger.config import Sweep
 from scavenger.errors import FatalError, RetryableError
+from scavenger.events import RunReporter
 from scavenger.expiry import Age, AgeRule, Expressions
 from scavenger.ledger import Counts, Ledger, SegmentState
 from scavenger.message import Key, SegmentMessage
@@ -115,6 +116,7 @@ class SegmentSweeper:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     counts: Counts = field(default_factory=Counts)
+    reporter: RunReporter | None = None  # publishes the run's report once it is closed
 
     def run(self) -> SweepResult:
         self.began = self.clock()
@@ -277,6 +279,13 @@ class SegmentSweeper:
             totals = self.ledger.finish_run(self.message.run_id, run.total_segments)
             if totals is not None:
                 logger.info("run done", extra={"totals": totals.as_dict()})
+                self._report_closed()
+        elif run.status != "running":
+            self._report_closed()  # a redelivery: the closing worker may have died unreported
+
+    def _report_closed(self) -> None:
+        if self.reporter is not None:
+            self.reporter.run_closed(self.message.run_id)
 
 
 def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -> SweepResult:
@@ -297,10 +306,14 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
     table = SweptTable(
         runtime.dynamodb, message.table, keys, Expressions.build(sweep, keys), data_retry, meter
     )
+    ledger = Ledger(runtime.dynamodb, settings.ledger_table, control_retry)
+    reporter = None
+    if settings.event_bus and runtime.events is not None:
+        reporter = RunReporter(runtime.events, settings.event_bus, ledger)
     return SegmentSweeper(
         message=message,
         sweep=sweep,
-        ledger=Ledger(runtime.dynamodb, settings.ledger_table, control_retry),
+        ledger=ledger,
         table=table,
         queue=SegmentQueue(runtime.sqs, settings.queue_url, control_retry),
         deadline=deadline,
@@ -309,4 +322,5 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
         max_hops=settings.max_hops,
         floor_seconds=margin,
         sleep=runtime.sleep,
+        reporter=reporter,
     ).run()

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         if args.run_id is None:
             runs = recent_runs(operator.ledger, per_sweep=args.limit, sweep=args.sweep)
             render_runs(runs, now)
+            dashboard_footer(operator)
             if args.json:
                 print_json(
                     {"runs": [s.to_json() for summaries in runs.values() for s in summaries]}
@@ -62,9 +63,17 @@ def run(args: argparse.Namespace) -> int:
             f"a real run would cost about ${projection['total']:.6f}"
             f" (deleting the {detail.summary.counts.expired} items this dry run found expired)"
         )
+    dashboard_footer(operator)
     if args.json:
         print_json(detail.to_json() | {"real_run_cost": projection})
     return 0
+
+
+def dashboard_footer(operator: Operator) -> None:
+    """With ``--stack``: the deployment's CloudWatch dashboard (its ``DashboardName`` output)."""
+    name = operator.resources.stack_outputs.get("DashboardName")
+    if name:
+        console().print(f"dashboard: {escape(name)} (CloudWatch console, Dashboards)")
 
 
 def real_run_cost(dynamodb: Any, summary: RunSummary) -> dict[str, Any] | None:
