@@ -15,6 +15,7 @@ from rich.table import Table
 
 from scavenger.cost import Prices, projected_run
 from scavenger.errors import ScavengerError
+from scavenger.ops import watch
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import ago, console, human_duration, print_json
@@ -30,9 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=5, help="runs shown per sweep (default: %(default)s)"
     )
+    watch.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.watch:
+        return watch.run(args)
     if args.limit < 1:
         raise ScavengerError(f"--limit: {args.limit} must be at least 1")
     now = datetime.now(UTC)
