@@ -239,3 +239,20 @@ def test_status_with_stack_names_the_dashboard(stack, observer, capsys, monkeypa
     assert main(["status", run_id]) == 0
     captured = capsys.readouterr()
     assert "dashboard:" not in captured.out + captured.err
+
+
+def test_a_run_reopened_by_requeue_is_reported_again_when_it_closes_again(
+    stack, observer, capsys
+) -> None:
+    from scavenger.cli import main
+
+    run_id = start_run()
+    drain(stack, context_factory=roomy_context)
+    assert main(["requeue", run_id, "--segment", "1", "--from-start"]) == 0
+    assert Ledger(stack.dynamodb, LEDGER).get_run(run_id).status == "running"
+    drain(stack, context_factory=roomy_context)
+    drain(stack, context_factory=roomy_context)  # nothing left: nothing reported again
+
+    first, second = observed(stack, observer)
+    assert first["detail"]["run_id"] == second["detail"]["run_id"] == run_id
+    assert first["detail"]["closed_at"] != second["detail"]["closed_at"]
