@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from scavenger.budget import WriteBudget, choose_budget
 from scavenger.config import MAX_SEGMENTS, Sweep
 from scavenger.expiry import format_instant
 from scavenger.ledger import Ledger, RunRecord
@@ -37,9 +38,12 @@ class PlanResult:
     cutoff: str | None = None
     dry_run: bool = False
     reason: str = ""
+    write_budget: WriteBudget | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["write_budget"] = self.write_budget.to_json() if self.write_budget else None
+        return data
 
 
 def auto_segments(item_count: int, size_bytes: int) -> int:
@@ -61,12 +65,14 @@ class Planner:
         dynamodb: Any,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
     ):
         self.ledger = ledger
         self.queue = queue
         self.dynamodb = dynamodb
         self.clock = clock
         self.retry = retry or RetryPolicy(NoDeadline())
+        self.max_concurrency = max_concurrency
 
     def plan(self, sweep: Sweep, *, dry_run: bool = False) -> PlanResult:
         dry_run = dry_run or sweep.dry_run
@@ -80,7 +86,10 @@ class Planner:
                 )
                 logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
                 return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
-        total = self._segments(sweep)
+        total, description = self._segments(sweep)
+        budget = choose_budget(sweep.max_write_units_per_second, description).shared(
+            total, self.max_concurrency
+        )
         now = self.clock().astimezone(UTC).replace(microsecond=0)
         cutoff = now - sweep.max_age
         run_id = new_run_id(now)
@@ -108,6 +117,7 @@ class Planner:
                 total_segments=total,
                 cutoff=cutoff,
                 dry_run=dry_run,
+                wcu=budget.per_worker,
             )
             for segment in range(total)
         ]
@@ -125,7 +135,13 @@ class Planner:
             ) from exc
         logger.info(
             "run started",
-            extra={"sweep": sweep.name, "run_id": run_id, "segments": total, "dry_run": dry_run},
+            extra={
+                "sweep": sweep.name,
+                "run_id": run_id,
+                "segments": total,
+                "dry_run": dry_run,
+                "write_budget": budget.to_json(),
+            },
         )
         return PlanResult(
             sweep=sweep.name,
@@ -134,16 +150,19 @@ class Planner:
             segments=total,
             cutoff=format_instant(cutoff),
             dry_run=dry_run,
+            write_budget=budget,
         )
 
-    def _segments(self, sweep: Sweep) -> int:
-        """Explicit segments are honoured; "auto" sizes them from DescribeTable."""
-        table = self.retry.call(
+    def _segments(self, sweep: Sweep) -> tuple[int, dict[str, Any]]:
+        """Explicit segments are honoured; "auto" sizes them from DescribeTable (returned
+        too: the write budget's default comes from it)."""
+        table: dict[str, Any] = self.retry.call(
             lambda: self.dynamodb.describe_table(TableName=sweep.table), "DescribeTable"
         )["Table"]
         if sweep.segments != "auto":
-            return sweep.segments
-        return auto_segments(int(table.get("ItemCount", 0)), int(table.get("TableSizeBytes", 0)))
+            return sweep.segments, table
+        items, size = int(table.get("ItemCount", 0)), int(table.get("TableSizeBytes", 0))
+        return auto_segments(items, size), table
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from scavenger.ops.context import (
     load_optional_config,
 )
 from scavenger.ops.output import console, print_json
-from scavenger.settings import DEFAULT_PAGE_SIZE
+from scavenger.settings import DEFAULT_PAGE_SIZE, max_concurrency
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +47,12 @@ def run(args: argparse.Namespace) -> int:
         sweeps = (known[args.sweep],)
     with aws_errors_as_user_errors(), engine_logs_on_stderr():
         operator = Operator.from_args(args)
-        planner = Planner(ledger=operator.ledger, queue=operator.queue, dynamodb=operator.dynamodb)
+        planner = Planner(
+            ledger=operator.ledger,
+            queue=operator.queue,
+            dynamodb=operator.dynamodb,
+            max_concurrency=max_concurrency(),
+        )
         results = [planner.plan(sweep, dry_run=args.dry_run) for sweep in sweeps]
         tables = {sweep.name: sweep.table for sweep in sweeps}
         ceilings = {
@@ -97,6 +102,9 @@ def render(results: list[PlanResult], ceilings: dict[str, dict[str, Any]]) -> No
             "started" if result.started else f"not started: {escape(result.reason)}",
         )
     console().print(table)
+    for result in results:
+        if result.started and result.write_budget is not None:
+            console().print(f"{result.sweep}: {escape(result.write_budget.describe())}")
     for sweep, ceiling in ceilings.items():
         console().print(
             f"{sweep}: a real run would cost at most ${ceiling['total']:.4f} (every item "
