@@ -1,0 +1,68 @@
+"""A worker's share of the fleet-wide write budget, paced by the capacity really consumed.
+
+A token bucket in write units: each delete call takes what DynamoDB reported it
+consumed (table and indexes; one unit per item where an emulator reports none),
+and the next call waits until the bucket is back out of debt. A throttled call
+halves the rate; each second without one gives back a twentieth of the share, so
+the rate recovers in about 20 s. The rate reached is carried into the segment's
+continuation (``SegmentMessage.wcu_rate``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+# Never slower than this fraction of the share (a halving spiral would stall the run).
+FLOOR_FRACTION = 1 / 64
+# Additive recovery: this fraction of the share per second without a throttle.
+RECOVERY_PER_SECOND = 1 / 20
+# At most this many seconds of unused budget are saved up for a burst.
+BURST_SECONDS = 0.5
+
+
+class WritePacer:
+    """Paces write calls to ``rate`` write units per second, at most ``share``."""
+
+    def __init__(
+        self,
+        share: float,
+        rate: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        if not share > 0:
+            raise ValueError(f"share: {share} must be greater than zero")
+        self.share = share
+        self.floor = share * FLOOR_FRACTION
+        self.rate = min(share, max(self.floor, rate if rate is not None else share))
+        self.clock = clock
+        self.tokens = 0.0
+        self.updated = clock()
+        self.throttles = 0
+
+    def _refill(self) -> None:
+        now = self.clock()
+        elapsed = max(0.0, now - self.updated)
+        self.updated = now
+        if self.rate < self.share:
+            self.rate = min(self.share, self.rate + self.share * RECOVERY_PER_SECOND * elapsed)
+        self.tokens = min(self.rate * BURST_SECONDS, self.tokens + self.rate * elapsed)
+
+    def delay(self) -> float:
+        """Seconds to wait before the next write call (0 when the bucket is not in debt)."""
+        self._refill()
+        return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+    def spent(self, units: float) -> None:
+        """A write call consumed ``units`` write capacity units."""
+        self._refill()
+        self.tokens -= units
+
+    def throttled(self, times: int = 1) -> None:
+        """The table throttled ``times`` calls: halve the rate for each (down to the floor)."""
+        if times <= 0:
+            return
+        self._refill()
+        self.throttles += times
+        self.rate = max(self.floor, self.rate / 2**times)
+        self.tokens = min(self.tokens, 0.0)
