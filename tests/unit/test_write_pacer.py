@@ -37,9 +37,9 @@ def test_a_throttle_halves_the_rate_which_recovers_slowly() -> None:
     assert pacer.rate == pytest.approx(50.0, rel=0.01)
     slow = run_for(pacer, clock, 2, 10) / 2
     assert slow < 65  # about half of 100, growing by 5 a second
-    run_for(pacer, clock, 8, 10)
-    assert 80 <= pacer.rate < 100  # growing back, not yet whole
-    run_for(pacer, clock, 10, 10)
+    run_for(pacer, clock, 6, 10)
+    assert 85 <= pacer.rate < 95  # growing back by 5 a second, not yet whole
+    run_for(pacer, clock, 3, 10)
     assert pacer.rate == 100.0
 
 
