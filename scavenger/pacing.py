@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Protocol
+
+from scavenger.table import Meter
 
 # Never slower than this fraction of the share (a halving spiral would stall the run).
 FLOOR_FRACTION = 1 / 64
@@ -66,3 +69,40 @@ class WritePacer:
         self.throttles += times
         self.rate = max(self.floor, self.rate / 2**times)
         self.tokens = min(self.tokens, 0.0)
+
+
+class Ceiling(Protocol):
+    def delay(self, count: int = 1) -> float: ...
+
+
+class Pacing:
+    """Both limits on a worker's deletes: before each delete call the longer wait of the
+    per-worker ``deletes_per_second`` ceiling and of the message's share of the write
+    budget; after it (``settle``), the units the call consumed and its throttled retries,
+    read from the message's meter."""
+
+    def __init__(self, ceiling: Ceiling, budget: WritePacer | None, meter: Meter):
+        self.ceiling = ceiling
+        self.budget = budget
+        self.meter = meter
+        self._before = meter.snapshot()
+        self._count = 0
+
+    def delay(self, count: int = 1) -> float:
+        self._before = self.meter.snapshot()
+        self._count = count
+        wait = self.ceiling.delay(count)
+        return max(wait, self.budget.delay()) if self.budget is not None else wait
+
+    def settle(self) -> None:
+        """After the call: one unit per delete where the backend reported no capacity."""
+        if self.budget is None:
+            return
+        used = self.meter.since(self._before)
+        self.budget.throttled(1 if used.retries else 0)  # once per throttled call
+        self.budget.spent(used.write_units or float(self._count))
+
+    @property
+    def rate(self) -> float | None:
+        """The budget rate reached, for the continuation (None without a budget)."""
+        return None if self.budget is None else self.budget.rate

@@ -60,3 +60,48 @@ def test_idle_time_saves_only_a_short_burst() -> None:
     assert pacer.delay() == 0
     pacer.spent(10)
     assert pacer.delay() == pytest.approx(1.0)
+
+
+class Ceiling:
+    def __init__(self, wait: float = 0.0):
+        self.wait = wait
+        self.counts: list[int] = []
+
+    def delay(self, count: int = 1) -> float:
+        self.counts.append(count)
+        return self.wait
+
+
+def test_pacing_waits_for_the_slower_limit_and_settles_by_the_meter() -> None:
+    from scavenger.pacing import Pacing
+    from scavenger.table import Meter
+
+    clock = FakeClock()
+    meter = Meter()
+    pacing = Pacing(Ceiling(0.25), WritePacer(10.0, clock=clock), meter)
+    assert pacing.delay(25) == 0.25  # the ceiling's wait; the bucket is not in debt
+    meter.write_units += 30.0  # the call reported 30 units (table + an index)
+    pacing.settle()
+    assert pacing.delay(25) == pytest.approx(3.0)  # 30 units of debt at 10/s
+
+    clock.advance(3.0)
+    assert pacing.delay(25) == 0.25  # out of debt: the ceiling's wait again
+    pacing.settle()  # nothing reported (an emulator): one unit per delete
+    assert pacing.budget is not None and pacing.budget.tokens == pytest.approx(-25.0)
+
+    pacing.delay(1)
+    meter.retries += 3  # one call, throttled three times: halved once
+    meter.write_units += 1.0
+    pacing.settle()
+    assert pacing.rate == pytest.approx(5.0, rel=0.01)
+
+
+def test_pacing_without_a_budget_is_the_ceiling_alone() -> None:
+    from scavenger.pacing import Pacing
+    from scavenger.table import Meter
+
+    ceiling = Ceiling(0.1)
+    pacing = Pacing(ceiling, None, Meter())
+    assert pacing.delay(7) == 0.1 and ceiling.counts == [7]
+    pacing.settle()
+    assert pacing.rate is None
