@@ -28,6 +28,7 @@ class Runtime:
     sqs: Any
     sleep: Callable[[float], None] = time.sleep
     events: Any = None  # an EventBridge client when settings.event_bus is set
+    clock: Callable[[], float] = time.monotonic  # the workers' pacing clock (tests set one)
     _keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def sweep(self, name: str) -> Sweep:

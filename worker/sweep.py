@@ -20,6 +20,7 @@ from scavenger.expiry import Age, AgeRule, Expressions
 from scavenger.ledger import Counts, Ledger, SegmentState
 from scavenger.message import Key, SegmentMessage
 from scavenger.observability import logger
+from scavenger.pacing import Pacing, WritePacer
 from scavenger.queue import SegmentQueue
 from scavenger.retry import Budget, RetryPolicy
 from scavenger.runtime import Runtime
@@ -89,13 +90,14 @@ class Pacer:
         self.clock = clock
         self.next_at = 0.0
 
-    def delay(self) -> float:
+    def delay(self, count: int = 1) -> float:
+        """The wait before ``count`` deletes sent at once (a batch takes count slots)."""
         if not self.interval:
             return 0.0
         now = self.clock()
         self.next_at = max(self.next_at, now)
         wait = self.next_at - now
-        self.next_at += self.interval
+        self.next_at += self.interval * count
         return wait
 
 
@@ -117,6 +119,7 @@ class SegmentSweeper:
     clock: Callable[[], float] = time.monotonic
     counts: Counts = field(default_factory=Counts)
     reporter: RunReporter | None = None  # publishes the run's report once it is closed
+    pacing: Pacing | None = field(default=None, init=False)
 
     def run(self) -> SweepResult:
         self.began = self.clock()
@@ -124,7 +127,9 @@ class SegmentSweeper:
         if isinstance(state, SweepResult):
             return state
         rule = AgeRule(self.sweep.age_attribute, self.sweep.age_format, self.message.cutoff)
-        pacer = Pacer(self.sweep.deletes_per_second, self.clock)
+        pacer = self.pacing = Pacing(
+            Pacer(self.sweep.deletes_per_second, self.clock), self._write_pacer(), self.meter
+        )
         cursor, checkpoints = state.cursor, state.checkpoints
         slowest_page = 0.0
         while True:
@@ -161,6 +166,12 @@ class SegmentSweeper:
                 self._finish_run()
                 return SweepResult(Outcome.DONE, self.counts)
 
+    def _write_pacer(self) -> WritePacer | None:
+        """The message's share of the fleet's write budget, from the rate it was carried at."""
+        if not self.message.wcu:
+            return None
+        return WritePacer(self.message.wcu, self.message.wcu_rate, self.clock)
+
     def _claim(self) -> SegmentState | SweepResult:
         """Compare the message with the ledger: proceed, or drop a duplicate/stale hop."""
         hop = self.message.hop
@@ -185,7 +196,7 @@ class SegmentSweeper:
         raise RetryableError("ledger kept changing while claiming the segment")
 
     def _sweep_page(
-        self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacer, tally: Tally
+        self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacing, tally: Tally
     ) -> bool:
         """Classify and delete one page's items; False if time ran out part-way."""
         dry_run = self.message.dry_run
@@ -212,6 +223,8 @@ class SegmentSweeper:
             except RetryableError:
                 tally.expired -= 1
                 return False
+            finally:
+                pacer.settle()
             if deleted:
                 tally.deleted += 1
             else:
@@ -261,7 +274,8 @@ class SegmentSweeper:
             error = f"hop budget exhausted: {self.message.hop + 1} > max_hops {self.max_hops}"
             self.ledger.record_failure(self.message.run_id, self.message.segment, error)
             raise FatalError(error)
-        self.queue.send(self.message.continuation(cursor))
+        rate = self.pacing.rate if self.pacing is not None else None
+        self.queue.send(self.message.continuation(cursor, wcu_rate=rate))
         usage = self._usage()
         if self.ledger.advance_hop(
             self.message.run_id, self.message.segment, self.message.hop, usage
@@ -322,5 +336,6 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
         max_hops=settings.max_hops,
         floor_seconds=margin,
         sleep=runtime.sleep,
+        clock=runtime.clock,
         reporter=reporter,
     ).run()
