@@ -93,8 +93,11 @@ class DemoOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     page_size: int | None = None
     log_path: Path | None = None
+    write_budget: float | None = None  # the sweep's max_write_units_per_second
 
     def __post_init__(self) -> None:
+        if self.write_budget is not None and not self.write_budget > 0:
+            raise ScavengerError(f"--write-budget: {self.write_budget} must be greater than zero")
         if self.items < 1:
             raise ScavengerError(f"--items: {self.items} must be at least 1")
         if self.segments is not None and not 1 <= self.segments <= 10_000:
@@ -139,6 +142,12 @@ class DemoReport:
     seed_seconds: float
     total_seconds: float
     log_path: str | None = None
+    write_budget: float | None = None
+
+    @property
+    def write_units_per_second(self) -> float:
+        """Write units the run consumed (as DynamoDB reported them) per second of the run."""
+        return self.ledger.write_units / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -165,6 +174,9 @@ class DemoReport:
             "ledger_deleted": self.ledger.deleted,
             "seconds": round(self.seconds, 3),
             "deleted_per_second": round(self.deleted_per_second, 1),
+            "write_units": self.ledger.write_units,
+            "write_units_per_second": round(self.write_units_per_second, 1),
+            "write_budget": self.write_budget,
             "segments": self.segments,
             "workers": self.workers,
             "timeout": self.timeout_seconds,
@@ -307,7 +319,12 @@ def _run(
     suffix = f"-{secrets.token_hex(3)}" if options.endpoint_url else ""
     observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
     resources = create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
-    sweep = write_sweep_config(workdir / "scavenger.toml", resources.table, options.total_segments)
+    sweep = write_sweep_config(
+        workdir / "scavenger.toml",
+        resources.table,
+        options.total_segments,
+        max_write_units_per_second=options.write_budget,
+    )
 
     now = datetime.now(UTC).replace(microsecond=0)
     rng = random.Random(options.seed)
@@ -316,6 +333,8 @@ def _run(
     seed_seconds = time.monotonic() - seed_started
 
     environment = worker_environment(endpoints, resources, sweep, options.page_size)
+    # The fleet's MaximumConcurrency: the planner shares the write budget among it.
+    environment["SCAVENGER_MAX_CONCURRENCY"] = str(options.workers)
 
     observer.stage("planning the run (planner handler)")
     sweep_started = time.monotonic()
@@ -368,6 +387,7 @@ def _run(
         ledger=totals,
         seed_seconds=seed_seconds,
         total_seconds=time.monotonic() - started,
+        write_budget=options.write_budget,
     )
     check_boundary(now, cutoff)
     return report
@@ -447,8 +467,21 @@ def create_demo_table(dynamodb: Any, table: str) -> None:
     dynamodb.get_waiter("table_exists").wait(TableName=table)
 
 
-def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second: int = 0) -> Sweep:
-    """The sweep, as a user would write it, read back by the real config parser."""
+def write_sweep_config(
+    path: Path,
+    table: str,
+    segments: int,
+    deletes_per_second: int = 0,
+    *,
+    max_write_units_per_second: float | None = None,
+) -> Sweep:
+    """The sweep, as a user would write it, read back by the real config parser (without
+    ``max_write_units_per_second``: the planner's default budget)."""
+    budget = (
+        ""
+        if max_write_units_per_second is None
+        else f"max_write_units_per_second = {max_write_units_per_second:g}\n"
+    )
     path.write_text(
         "[[sweeps]]\n"
         f'name = "{SWEEP_NAME}"\n'
@@ -460,7 +493,7 @@ def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second
         'names = { "#c" = "Completed" }\n'
         'values = { ":n1" = 1, ":s1" = "1" }\n'
         f"segments = {segments}\n"
-        f"deletes_per_second = {deletes_per_second}\n",
+        f"deletes_per_second = {deletes_per_second}\n" + budget,
         encoding="utf-8",
     )
     return load_config(path).sweep(SWEEP_NAME)
