@@ -79,6 +79,11 @@ class StackSettings:
         """The swept table names, each once, in configuration order."""
         return tuple(dict.fromkeys(sweep.table for sweep in self.sweeps))
 
+    @property
+    def deleting_tables(self) -> frozenset[str]:
+        """The tables some sweep deletes from (not every sweep of theirs is a dry run)."""
+        return frozenset(sweep.table for sweep in self.sweeps if not sweep.dry_run)
+
     @classmethod
     def from_context(cls, node: Node) -> StackSettings:
         """Build settings from context keys named like the fields, plus ``sweeps``/``config``."""

@@ -256,3 +256,19 @@ def test_a_run_reopened_by_requeue_is_reported_again_when_it_closes_again(
     first, second = observed(stack, observer)
     assert first["detail"]["run_id"] == second["detail"]["run_id"] == run_id
     assert first["detail"]["closed_at"] != second["detail"]["closed_at"]
+
+
+def test_a_halted_run_is_reported_once_with_the_error_that_halted_it(stack, observer) -> None:
+    run_id = start_run()
+    crashes = crash_once_on("PutEvents")  # and the halting worker dies before publishing
+    stack.dynamodb.delete_table(TableName=TABLE)
+    drain(stack, context_factory=roomy_context, handler=crashing_handler)
+
+    assert crashes["crashes"] == 1
+    (event,) = observed(stack, observer)
+    assert event["detail-type"] == DETAIL_TYPES["halted"] == "Scavenger Run Halted"
+    detail = event["detail"]
+    assert (detail["run_id"], detail["status"]) == (run_id, "halted")
+    assert detail["first_error"]["code"] == "ResourceNotFoundException"
+    assert detail["first_error"]["resource"] == TABLE
+    assert detail["closed_at"] and detail["segments_done"] == 0
