@@ -42,6 +42,8 @@ SWEPT_TABLE_ACTIONS = (
 # per invocation (the planner's dry_run only ever adds one).
 DRY_RUN_TABLE_ACTIONS = ("dynamodb:DescribeTable", "dynamodb:Scan")
 PLANNER_TABLE_ACTIONS = ("dynamodb:DescribeTable",)
+# Before a run starts, the planner has DynamoDB read a sweep's `where` in a one-item Scan.
+PLANNER_FILTER_CHECK_ACTIONS = ("dynamodb:Scan",)
 # The planner points the sweep at its new run (Get/Put), writes the run and its segments
 # (Put, BatchWrite) and marks unsent segments failed (Update).
 PLANNER_LEDGER_ACTIONS = (
@@ -50,9 +52,14 @@ PLANNER_LEDGER_ACTIONS = (
     "dynamodb:BatchWriteItem",
     "dynamodb:UpdateItem",
 )
-# The worker claims and checkpoints its segment (Get, Update) and sums the segments of a
-# finished run (Query).
-WORKER_LEDGER_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query")
+# The worker claims its segment, reading it with its run (BatchGet, Get), checkpoints and
+# halts it (Update) and sums the segments of a finished run (Query).
+WORKER_LEDGER_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+)
 QUEUE_SEND_ACTIONS = ("sqs:SendMessage",)
 PLANNER_ASYNC_RETRIES = 2
 
@@ -159,10 +166,14 @@ class SweepFunctions(Construct):
             },
         )
 
-        deleting = settings.deleting_tables
+        deleting, filtered = settings.deleting_tables, settings.filtered_tables
         for index, table_name in enumerate(settings.tables):
             swept = dynamodb.Table.from_table_name(self, f"SweptTable{index}", table_name)
-            swept.grant(self.planner, *PLANNER_TABLE_ACTIONS)
+            swept.grant(
+                self.planner,
+                *PLANNER_TABLE_ACTIONS,
+                *(PLANNER_FILTER_CHECK_ACTIONS if table_name in filtered else ()),
+            )
             swept.grant(
                 self.worker,
                 *(SWEPT_TABLE_ACTIONS if table_name in deleting else DRY_RUN_TABLE_ACTIONS),

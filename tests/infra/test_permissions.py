@@ -29,7 +29,12 @@ LEDGER_ACTIONS = {
         "dynamodb:BatchWriteItem",
         "dynamodb:UpdateItem",
     },
-    WORKER_HANDLER: {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
+    WORKER_HANDLER: {
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+    },
 }
 HANDLERS = [PLANNER_HANDLER, WORKER_HANDLER]
 
@@ -84,10 +89,16 @@ def test_worker_may_only_scan_a_table_that_only_dry_runs_sweep(template: Templat
     }
 
 
-@pytest.mark.parametrize("table", SWEPT_TABLES)
-def test_planner_may_only_describe_the_swept_tables(table: str, template: Template) -> None:
+def test_planner_may_describe_the_swept_tables_and_scan_one_whose_sweep_filters(
+    template: Template,
+) -> None:
+    # Workers' sweep has a `where`, which the planner has DynamoDB check with a one-item Scan.
     statements = role_statements(template, PLANNER_HANDLER)
-    assert actions_on(statements, table_arn(table)) == {"dynamodb:DescribeTable"}
+    assert actions_on(statements, table_arn("Workers")) == {
+        "dynamodb:DescribeTable",
+        "dynamodb:Scan",
+    }
+    assert actions_on(statements, table_arn("Sessions")) == {"dynamodb:DescribeTable"}
 
 
 def test_no_other_table_is_granted(template: Template) -> None:

@@ -4,9 +4,10 @@ resource, for that function's role; and every grant is used by a recorded call o
 below with the reason it is there.
 
 The run exercises every path of the handlers that calls AWS: planning (auto and explicit
-segments, a dry run), a sweep still running, a planner that cannot send, a claim, scans and
-deletes, a delete whose condition failed (the item is read again and deleted at its new
-value), continuations, checkpoints, a finished run, and a failure recorded on a segment. A
+segments, a `where` checked by DynamoDB, a dry run), a sweep still running, a planner that
+cannot send, a claim, scans and deletes, a delete whose condition failed (the item is read
+again and deleted at its new value), continuations, checkpoints, a finished run, a failure
+recorded on a segment, and a run halted by AccessDenied on its table. A
 static check keeps the run honest: every client operation the handlers' modules can call is
 either recorded or listed as the operator CLI's alone.
 """
@@ -35,7 +36,7 @@ from scavenger.message import SegmentMessage
 from scavenger.provision import create_ledger_table, create_queues
 from scavenger.queue import SendFailed
 from scavenger.runtime import lambda_runtime
-from tests.conftest import REGION, FakeClock, FakeContext, drain, sqs_event
+from tests.conftest import REGION, FakeClock, FakeContext, Stack, drain, sqs_event
 from tests.dataset import create_table, key_id, now, seed_table
 from tests.faults import ErrorInjector, on_call, tick_per_call
 from tests.infra.calls import (
@@ -114,6 +115,8 @@ CLI_ONLY = {
 # What the representative run must have done, so that a quiet path cannot pass unnoticed.
 MUST_RECORD: set[tuple[str, str, tuple[str, ...]]] = {
     (PLANNER, "dynamodb:DescribeTable", ("table", "Workers")),
+    (PLANNER, "dynamodb:Scan", ("table", "Workers")),
+    (WORKER, "dynamodb:BatchGetItem", ("ledger",)),
     (PLANNER, "dynamodb:PutItem", ("ledger",)),
     (PLANNER, "dynamodb:BatchWriteItem", ("ledger",)),
     (PLANNER, "dynamodb:UpdateItem", ("ledger",)),
@@ -133,6 +136,8 @@ class Recorded:
     operations: set[str]
     rewritten: int
     run_status: str
+    continuations: int
+    halted_status: str
 
 
 def ledger_run_status(dynamodb: Any, run_id: str) -> str:
@@ -206,12 +211,8 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         clock = FakeClock()
         tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
 
-        class Stack:
-            pass
-
-        stack = Stack()
-        stack.sqs, stack.queue_url, stack.queue_arn = sqs, queues.queue_url, queue_arn  # type: ignore[attr-defined]
-        drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))  # type: ignore[arg-type]
+        stack = Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, queue_arn, LEDGER)
+        drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
 
         # A segment message the worker cannot sweep: the failure is noted on its segment.
         stray = SegmentMessage(
@@ -232,6 +233,13 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         answer = worker_handler(sqs_event([record], queue_arn), FakeContext(clock, 8))
         assert answer["batchItemFailures"] == [{"itemIdentifier": "stray"}]
 
+        # A second run of the sweep meets AccessDenied on its table: the run halts.
+        (halting,) = planner_handler({"sweep": "stale-workers"}, None)["runs"]
+        assert halting["started"], halting
+        ErrorInjector(aws.client("dynamodb"), "Scan", rate=1.0, code="AccessDeniedException")
+        drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
+        halted = ledger_run_status(dynamodb, halting["run_id"])
+
         # A planner that cannot send marks the unsent segments failed in the ledger.
         ErrorInjector(aws.client("sqs"), "SendMessageBatch", rate=1.0, code="AccessDenied")
         with pytest.raises(SendFailed):
@@ -246,7 +254,8 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         operations = {call.operation for call in recorder.calls}
     aws.reset_clients()
     lambda_runtime.cache_clear()
-    return Recorded(required, operations, len(rewritten), status)
+    continuations = sum(1 for body in drained.bodies if body.get("hop", 0) > 0)
+    return Recorded(required, operations, len(rewritten), status, continuations, halted)
 
 
 @pytest.fixture(scope="module")
@@ -287,12 +296,18 @@ def client_operations_in_handler_modules() -> set[str]:
 def test_the_run_sweeps_the_tables_the_template_grants_as_the_template_does() -> None:
     deployed = load_config(str(SWEEPS_CONFIG)).sweeps
     recorded = parse_sweeps(SWEEPS)
-    assert {(s.table, s.dry_run) for s in recorded} == {(s.table, s.dry_run) for s in deployed}
+
+    def shape(sweeps: Any) -> set[tuple[str, bool, bool]]:
+        return {(s.table, s.dry_run, s.where is not None) for s in sweeps}
+
+    assert shape(recorded) == shape(deployed)
 
 
 def test_the_run_took_every_path_it_is_meant_to(recorded: Recorded) -> None:
     assert recorded.rewritten == 1
     assert recorded.run_status == "done"
+    assert recorded.continuations > 0
+    assert recorded.halted_status == "halted"
     made = {
         (function, action, resource)
         for function, grants in recorded.required.items()
