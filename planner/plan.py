@@ -77,7 +77,6 @@ class Planner:
         self.max_concurrency = max_concurrency
 
     def plan(self, sweep: Sweep, *, dry_run: bool = False) -> PlanResult:
-        self.check_expression(sweep)
         dry_run = dry_run or sweep.dry_run
         previous = self.ledger.latest_run_id(sweep.name)
         if previous is not None:
@@ -97,6 +96,9 @@ class Planner:
                 )
                 logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
                 return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
+        # After the ledger's checks: a run halted by a denied table says so, rather
+        # than failing here on the same denial.
+        self.check_expression(sweep)
         total, description = self._segments(sweep)
         budget = choose_budget(sweep.max_write_units_per_second, description).shared(
             total, self.max_concurrency
