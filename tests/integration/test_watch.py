@@ -276,3 +276,21 @@ def test_eta_and_rates_follow_the_fraction_and_the_previous_refresh() -> None:
     )
     assert second.deletes_per_second_now == 15.0
     assert second.segments_running == 1 and second.dlq_messages == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["status", "--watch"], "no runs in the ledger to watch"),
+        (["status", "--watch", "--interval", "0"], "--interval: 0.0 must be greater than zero"),
+        (["status", "--watch", "nope"], "run nope is not in the ledger"),
+    ],
+)
+def test_watch_mistakes_are_one_line(stack, tmp_path, monkeypatch, capsys, argv, message) -> None:
+    from scavenger.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
