@@ -113,6 +113,7 @@ def test_delete_condition_pins_the_seen_age_and_the_where_clause():
                 "where": "#c IN (:n1, :s1)",
                 "names": {"#c": "Completed"},
                 "values": {":n1": 1, ":s1": "1"},
+                "delete_mode": "item",
             }
         ]
     )
