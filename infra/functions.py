@@ -24,7 +24,13 @@ WORKER_HANDLER = "worker.handler.handler"
 SERVICE_NAME = "scavenger"
 METRICS_NAMESPACE = "Scavenger"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-SWEPT_TABLE_ACTIONS = ("dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:DescribeTable")
+# PartiQLDelete: the batch path's BatchExecuteStatement of DELETE statements.
+SWEPT_TABLE_ACTIONS = (
+    "dynamodb:Scan",
+    "dynamodb:DeleteItem",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:DescribeTable",
+)
 
 
 class SweepFunctions(Construct):

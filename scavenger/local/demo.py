@@ -307,7 +307,12 @@ def _run(
     suffix = f"-{secrets.token_hex(3)}" if options.endpoint_url else ""
     observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
     resources = create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
-    sweep = write_sweep_config(workdir / "scavenger.toml", resources.table, options.total_segments)
+    sweep = write_sweep_config(
+        workdir / "scavenger.toml",
+        resources.table,
+        options.total_segments,
+        delete_mode=delete_mode_for(options.dynamodb),
+    )
 
     now = datetime.now(UTC).replace(microsecond=0)
     rng = random.Random(options.seed)
@@ -447,7 +452,20 @@ def create_demo_table(dynamodb: Any, table: str) -> None:
     dynamodb.get_waiter("table_exists").wait(TableName=table)
 
 
-def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second: int = 0) -> Sweep:
+def delete_mode_for(backend: str) -> str:
+    """The delete path a DynamoDB backend can run faithfully: batch (PartiQL) on AWS's
+    own DynamoDB Local; item on moto (its PartiQL DELETE ignores the predicates) and on
+    dynalite (no PartiQL)."""
+    return "batch" if backend == "dynamodb-local" else "item"
+
+
+def write_sweep_config(
+    path: Path,
+    table: str,
+    segments: int,
+    deletes_per_second: int = 0,
+    delete_mode: str = "batch",
+) -> Sweep:
     """The sweep, as a user would write it, read back by the real config parser."""
     path.write_text(
         "[[sweeps]]\n"
@@ -460,7 +478,8 @@ def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second
         'names = { "#c" = "Completed" }\n'
         'values = { ":n1" = 1, ":s1" = "1" }\n'
         f"segments = {segments}\n"
-        f"deletes_per_second = {deletes_per_second}\n",
+        f"deletes_per_second = {deletes_per_second}\n"
+        f'delete_mode = "{delete_mode}"\n',
         encoding="utf-8",
     )
     return load_config(path).sweep(SWEEP_NAME)

@@ -69,6 +69,7 @@ def test_worker_may_scan_and_delete_only_on_the_swept_tables(
     assert actions_on(statements, table_arn(table)) == {
         "dynamodb:Scan",
         "dynamodb:DeleteItem",
+        "dynamodb:PartiQLDelete",
         "dynamodb:DescribeTable",
     }
 
