@@ -223,10 +223,10 @@ class SegmentSweeper:
     def _delete_batch(self, items: list[dict[str, Any]], rule: AgeRule, tally: Tally) -> None:
         """Delete up to 25 expired items in one call, each pinned to what was scanned.
 
-        A statement whose pins failed brings the item as it is now: rewritten with
-        another expired age and ``where``'s attributes as scanned, it is tried again
-        at its new age (up to REREADS times); rewritten with ``where``'s attributes
-        changed, the item path's conditional delete decides; otherwise it is skipped.
+        A statement whose pins failed brings the item as it is now. Gone, fresh or
+        unparseable: skipped. Still expired with ``where``'s attributes as scanned: tried
+        again at its new age (up to REREADS times). ``where``'s attributes changed: the
+        item path's conditional delete (which evaluates ``where``) decides.
         Each verdict is counted once, as it arrives, so a batch cut short by the
         budget has counted exactly what it did.
         """
@@ -264,15 +264,17 @@ class SegmentSweeper:
         elif (
             verdict is Deleted.GONE
             or current is None
-            or current.get(attribute) == item[attribute]
             or rule.classify(current) is not Age.EXPIRED
             or not retry
         ):
             tally.skipped += 1
-        elif self.table.statement.unchanged(item, current):
-            again.append(current)
-        else:
+        elif not self.table.statement.unchanged(item, current):
+            # What ``where`` reads changed: only its own condition can tell.
             rewritten.append(current)
+        elif current.get(attribute) == item[attribute]:
+            tally.skipped += 1  # changed and changed back: as the item path, leave it
+        else:
+            again.append(current)
 
     def _delete(self, item: dict[str, Any], rule: AgeRule, rereads: int = REREADS) -> bool:
         """Delete an expired item on condition that it is unchanged.
