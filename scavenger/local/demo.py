@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from scavenger.config import Sweep, load_config, sweeps_to_json
-from scavenger.cost import Prices, estimate
+from scavenger.cost import Prices, estimate, write_units_basis
 from scavenger.errors import ScavengerError
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Counts, Ledger
@@ -179,6 +179,8 @@ class DemoReport:
             "seed_seconds": round(self.seed_seconds, 3),
             "total_seconds": round(self.total_seconds, 3),
             "cost": estimate(self.ledger, prices=Prices.from_env()).to_json(),
+            "write_units": round(self.ledger.write_units, 1),
+            "write_units_basis": write_units_basis(self.backend),
             "log_file": self.log_path,
         }
 
