@@ -519,6 +519,8 @@ def test_invariant_2_every_item_expired_for_the_whole_run_is_deleted_by_the_runs
     tick_per_call(client, lambda: clock.advance(0.2))
     operation = DELETE_CALL[BACKENDS[backend]]
     exhausted = ErrorInjector(client, operation, rate=1.0, limit=12)  # > 10 attempts
+    if operation == "BatchExecuteStatement":  # and single statements, sent again alone
+        StatementFaults(client, rate=0.2, seed=5)
     ErrorInjector(client, "Scan", rate=0.2, seed=3, code="InternalServerError", status=500)
     in_dlq = FailingSegment(1)
     context = lambda: FakeContext(clock, timeout_seconds=7)  # noqa: E731
@@ -744,6 +746,35 @@ def test_invariant_4_one_worker_per_segment_and_duplicates_are_not_recounted(
         members = segments[state.segment]
         assert state.counts.scanned == len(members), f"segment {state.segment}"
         assert state.counts.deleted == len(members & seeded.doomed), f"segment {state.segment}"
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
+def test_invariant_4_an_item_someone_else_deleted_is_counted_as_skipped_not_deleted(
+    stack, backend, seeded
+):
+    """Another deleter removes expired items just before the worker's delete reaches
+    them: the worker did not delete them, so they are skipped, never counted deleted
+    (on the batch path: a statement that returns no old item)."""
+    run_id = start_run()
+    client = aws.client("dynamodb")
+    taken: set[tuple[Any, ...]] = set()
+
+    def delete_first(params: dict[str, Any]) -> None:
+        for key in deleted_keys(params)[:2]:
+            if len(taken) < 4 and key_id(key) not in taken:
+                taken.add(key_id(key))
+                stack.dynamodb.delete_item(TableName=TABLE, Key=key)
+
+    on_call(client, DELETE_CALL[BACKENDS[backend]], delete_first)
+
+    drive_to_completion(stack, roomy_context)
+
+    assert len(taken) == 4
+    run = ledger(stack).get_run(run_id)
+    assert run is not None and run.status == "done" and run.totals is not None
+    assert remaining_keys(stack.dynamodb, TABLE) == seeded.kept
+    assert run.totals.deleted == len(seeded.doomed) - len(taken)
+    assert run.totals.skipped == len(taken)
 
 
 # -- invariant 5 --------------------------------------------------------------------------
