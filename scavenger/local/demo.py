@@ -466,9 +466,11 @@ def write_sweep_config(
     table: str,
     segments: int,
     deletes_per_second: int = 0,
-    delete_mode: str = "batch",
+    delete_mode: str = "item",
 ) -> Sweep:
-    """The sweep, as a user would write it, read back by the real config parser."""
+    """The sweep, as a user would write it, read back by the real config parser.
+    ``delete_mode`` stays "item" unless the caller's backend runs PartiQL faithfully
+    (``delete_mode_for``)."""
     path.write_text(
         "[[sweeps]]\n"
         f'name = "{SWEEP_NAME}"\n'

@@ -805,6 +805,7 @@ class SlowService:
         return None
 
 
+@pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
 @settings(EXAMPLES, max_examples=12)
 @given(
     timeout=st.one_of(st.floats(0.05, 2 * MARGIN), st.floats(2 * MARGIN, 12.0)),
@@ -831,14 +832,23 @@ class SlowService:
     timeout=9.0, batch=3, data=0.3, control=0.05, throttle=0.3, deletes_per_second=0, page_size=7
 )  # each record of a batch keeps its own margin
 def test_invariant_5_a_worker_never_runs_into_its_timeout_it_continues_instead(
-    monkeypatch, tmp_path, timeout, batch, data, control, throttle, deletes_per_second, page_size
+    monkeypatch,
+    tmp_path,
+    backend,
+    timeout,
+    batch,
+    data,
+    control,
+    throttle,
+    deletes_per_second,
+    page_size,
 ):
     """Slow and throttled calls, pacing and batches against short deadlines, on a fake
     clock: no call ends after an invocation's deadline and the handler returns before
     it. With time enough for the batch's margins, no record fails: a worker low on
     time checkpoints and continues in a new message instead."""
     monkeypatch.chdir(tmp_path)
-    with fresh_stack(monkeypatch) as stack:
+    with fresh_stack(monkeypatch, backend) as stack:
         seed(
             stack,
             monkeypatch,
@@ -846,6 +856,7 @@ def test_invariant_5_a_worker_never_runs_into_its_timeout_it_continues_instead(
             page_size=page_size,
             segments=SEGMENTS,
             deletes_per_second=deletes_per_second,
+            delete_mode=BACKENDS[backend],
         )
         run_id = start_run()
         clock = FakeClock()
