@@ -2,7 +2,7 @@
 
 The ledger items are written before any message is sent, so a worker always
 finds its segment. A sweep whose previous run is still running is not started
-again.
+again, nor one whose previous run is halted (its cause must be fixed first).
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scavenger.config import MAX_SEGMENTS, Sweep
-from scavenger.expiry import format_instant
+from scavenger.errors import ConfigError, FatalError
+from scavenger.expiry import Expressions, format_instant
 from scavenger.ledger import Ledger, RunRecord
 from scavenger.message import SegmentMessage
 from scavenger.observability import logger
 from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.retry import NoDeadline, RetryPolicy
+from scavenger.table import key_attributes
 
 # Each segment's expected work should fit comfortably in one worker invocation:
 # about 10,000 deletes at ~5 ms each is under a minute of a 5-minute function.
@@ -69,10 +71,19 @@ class Planner:
         self.retry = retry or RetryPolicy(NoDeadline())
 
     def plan(self, sweep: Sweep, *, dry_run: bool = False) -> PlanResult:
+        self.check_expression(sweep)
         dry_run = dry_run or sweep.dry_run
         previous = self.ledger.latest_run_id(sweep.name)
         if previous is not None:
             running = self.ledger.get_run(previous)
+            if running is not None and running.status == "halted":
+                why = running.halt.describe() if running.halt else "no error recorded"
+                reason = (
+                    f"run {previous} is halted: {why}; "
+                    f"fix it and `scavenger requeue {previous} --halted`"
+                )
+                logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
+                return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
             if running is not None and running.status == "running":
                 reason = (
                     f"run {previous} is still running "
@@ -135,6 +146,39 @@ class Planner:
             cutoff=format_instant(cutoff),
             dry_run=dry_run,
         )
+
+    def check_expression(self, sweep: Sweep) -> None:
+        """``where``, ``names`` and ``values`` read by DynamoDB itself, before anything is
+        written: a one-item Scan with the workers' filter. A rejection (which every
+        segment would meet) is a ConfigError naming the sweep and the key."""
+        if sweep.where is None:
+            return
+        expressions = Expressions.build(
+            sweep, key_attributes(self.dynamodb, sweep.table, self.retry)
+        )
+        request: dict[str, Any] = {
+            "TableName": sweep.table,
+            "Limit": 1,
+            "ProjectionExpression": expressions.projection,
+            "FilterExpression": expressions.filter,
+            "ExpressionAttributeNames": expressions.projection_names | expressions.filter_names,
+        }
+        if expressions.filter_values:
+            request["ExpressionAttributeValues"] = expressions.filter_values
+        try:
+            self.retry.call(lambda: self.dynamodb.scan(**request), "Scan")
+        except FatalError as exc:
+            code, _, message = str(exc).partition(": ")
+            if code != "ValidationException":
+                raise
+            key = "where"
+            if "ExpressionAttributeNames" in message:
+                key = "names"
+            elif "ExpressionAttributeValues" in message:
+                key = "values"
+            raise ConfigError(
+                f"sweep {sweep.name!r}: {key}: DynamoDB rejects it: {message}"
+            ) from None
 
     def _segments(self, sweep: Sweep) -> int:
         """Explicit segments are honoured; "auto" sizes them from DescribeTable."""

@@ -198,7 +198,7 @@ def load_config(path: str | Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config: {path} does not exist (pass --config PATH)") from None
+        raise ConfigError(f"config: {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:

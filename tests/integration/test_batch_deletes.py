@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
+from infra.functions import BATCH_DELETE_ACTIONS, SWEPT_TABLE_ACTIONS
 from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.config import parse_sweeps
@@ -33,6 +34,7 @@ from scavenger.table import Deleted, SweptTable
 from tests.conftest import LEDGER, REGION, Stack, configure_sweeps, drain, roomy_context
 from tests.dataset import create_table, key_id, now, remaining_keys, seed_table
 from tests.faults import StatementFaults, on_call
+from tests.infra.calls import dynamodb_actions
 
 pytestmark = pytest.mark.integration
 
@@ -329,9 +331,22 @@ def test_items_changed_between_scan_and_delete_get_the_item_paths_verdict(stack,
             stack.dynamodb.put_item(TableName=TABLE, Item=item)
 
     on_call(client, "BatchExecuteStatement", writer)
+    calls: list[tuple[str, dict[str, Any]]] = []
+    client.meta.events.register(
+        "before-parameter-build.dynamodb",
+        lambda params, model, **_: calls.append((model.name, dict(params))),
+    )
 
     drain(stack, context_factory=roomy_context)
 
+    # The worker's role on a batch-mode table grants exactly what these calls need.
+    needed = {
+        action
+        for operation, params in calls
+        for action, table in dynamodb_actions(operation, params)
+        if table == TABLE
+    }
+    assert needed == {*SWEPT_TABLE_ACTIONS, *BATCH_DELETE_ACTIONS}
     assert len(done) == len(changes)
     left = remaining_keys(stack.dynamodb, TABLE)
     assert left == truth.kept | {done["refresh"], done["unmatch"]}, done
