@@ -1089,6 +1089,7 @@ class ChaosReport:
     seconds: float
     writer: list[WriterChange] = field(default_factory=list)
     log_path: str | None = None
+    backend: str = "moto"
 
     @property
     def lost(self) -> int:
@@ -1111,6 +1112,8 @@ class ChaosReport:
             "ok": self.ok,
             "chaos": True,
             "seed": self.seed,
+            "dynamodb": self.backend,
+            "delete_mode": delete_mode_for(self.backend),
             "rerun": f"scavenger demo --chaos --seed {self.seed} --items {self.items}",
             "run_id": self.run_id,
             "in_process": self.in_process,
@@ -1491,6 +1494,7 @@ def _check(
     ledger_gap = books.gap(gone, ledger_deleted)
     letters = DeadLetterQueue(sqs, resources.dlq_url).peek(None)
     return ChaosReport(
+        backend=options.dynamodb,
         seed=options.seed,
         run_id=run_id,
         in_process=options.in_process,

@@ -123,6 +123,7 @@ def test_chaos_run_on_the_batch_path_keeps_every_invariant(
     record_faults.append(report)
 
     assert_invariants(report)
+    assert report.as_dict()["delete_mode"] == "batch"
     assert report.fleet.api_calls.get("BatchExecuteStatement", 0) > 0
     assert report.fleet.api_calls.get("DeleteItem", 0) < report.items
 
