@@ -783,6 +783,8 @@ def test_invariant_4_one_worker_per_segment_and_duplicates_are_not_recounted(
         assert response == {"batchItemFailures": []}
 
     on_call(client, DELETE_CALL[BACKENDS[backend]], overtake)
+    if BACKENDS[backend] == "batch":  # single statements fail and are sent again alone
+        StatementFaults(client, rate=0.2, seed=9)
 
     # 3. Every delivery is replayed after every invocation; stale ones must not scan.
     history: list[dict[str, Any]] = []
