@@ -71,7 +71,6 @@ class Planner:
         self.retry = retry or RetryPolicy(NoDeadline())
 
     def plan(self, sweep: Sweep, *, dry_run: bool = False) -> PlanResult:
-        self.check_expression(sweep)
         dry_run = dry_run or sweep.dry_run
         previous = self.ledger.latest_run_id(sweep.name)
         if previous is not None:
@@ -91,6 +90,9 @@ class Planner:
                 )
                 logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
                 return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
+        # After the ledger's checks: a run halted by a denied table says so, rather
+        # than failing here on the same denial.
+        self.check_expression(sweep)
         total = self._segments(sweep)
         now = self.clock().astimezone(UTC).replace(microsecond=0)
         cutoff = now - sweep.max_age

@@ -11,7 +11,7 @@ import enum
 import functools
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from scavenger.config import Sweep
@@ -195,7 +195,7 @@ class SegmentSweeper:
             if hop == state.hop:
                 return state
             if self.ledger.raise_hop(self.message.run_id, self.message.segment, hop):
-                return replace(state, hop=hop, status="running")
+                return SegmentState(**{**vars(state), "hop": hop, "status": "running"})
         raise RetryableError("ledger kept changing while claiming the segment")
 
     def _sweep_page(

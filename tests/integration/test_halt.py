@@ -151,12 +151,14 @@ def test_wrong_permissions_halt_the_run_and_the_cli_shows_why_and_resumes_it(sta
     detail = cli("status", run_id, "--json")
     assert [row["status"] for row in detail.json["segments"]] == ["halted"] * 3
     assert "is halted: AccessDeniedException" in detail.err
+    (scheduled,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    assert scheduled["started"] is False and f"run {run_id} is halted" in scheduled["reason"]
+
+    refusal.refusing = False  # the grant is fixed
     plan = cli("plan", "--json")
     assert plan.code == 1 and plan.json["runs"][0]["started"] is False
     assert plan.json["runs"][0]["reason"].startswith(f"run {run_id} is halted: AccessDenied")
     assert f"`scavenger requeue {run_id} --halted`" in plan.json["runs"][0]["reason"]
-
-    refusal.refusing = False
     resumed = cli("requeue", run_id, "--halted", "--json")
 
     assert resumed.code == 0, resumed.err
@@ -184,8 +186,10 @@ def test_a_missing_table_halts_the_run(stack, seeded):
 
 
 def test_a_where_dynamodb_rejects_halts_the_run_on_its_first_scan(stack, seeded, monkeypatch):
-    configure_sweeps(monkeypatch, {**SWEEP, "where": "#c = :n1 ORR #c = :s1"})
+    # The planner reads the where before a run starts; this one is redeployed under a
+    # running run.
     run_id = start_run()
+    configure_sweeps(monkeypatch, {**SWEEP, "where": "#c = :n1 ORR #c = :s1"})
 
     assert work(stack) == 0
 

@@ -161,6 +161,18 @@ def test_local_up_on_dynamodb_local_records_and_stops_the_jvm(tmp_path: Path, ma
     assert any(b"java" in command for command in commands)
     status = scavenger(tmp_path, marker, "status", extra=environment)
     assert status.returncode == 0 and "no runs in the ledger" in status.stdout
+    # AWS's own engine reads the sweep's where before the planner writes anything.
+    config = (tmp_path / "scavenger.toml").read_text()
+    broken = config.replace('"#c IN (:n1, :s1)"', '"#c IN (:n1, :s1) AND status = :n1"')
+    (tmp_path / "broken.toml").write_text(broken)
+    refused = scavenger(tmp_path, marker, "plan", "--config", "broken.toml", extra=environment)
+    assert refused.returncode == 2 and refused.stdout == ""
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("scavenger plan: error: sweep 'stale-workers': where: DynamoDB")
+    assert "reserved keyword" in line
+    assert (
+        "no runs in the ledger" in scavenger(tmp_path, marker, "status", extra=environment).stdout
+    )
 
     assert scavenger(tmp_path, marker, "local", "down").returncode == 0
     assert not any(process.alive() for process in processes)

@@ -328,6 +328,9 @@ BROKEN_EXPRESSIONS = [
     ("#c BETWEEN :n1", {"#c": "Completed"}, {":n1": 1}),
     ("nosuch_function(#c)", {"#c": "Completed"}, {}),
     ("#c", {"#c": "Completed"}, {}),
+    # These pass the local syntax check; DynamoDB (here moto) rejects them.
+    ("status = :n1", {}, {":n1": 1}),
+    ("#c = :n1 AND size = :n1", {"#c": "Completed"}, {":n1": 1}),
 ]
 
 
