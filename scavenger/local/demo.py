@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from scavenger import aws
 from scavenger.config import Sweep, load_config, sweeps_to_json
-from scavenger.cost import Prices, estimate
+from scavenger.cost import Prices, estimate, write_units_basis
 from scavenger.errors import ScavengerError
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Counts, Ledger
@@ -180,6 +180,8 @@ class DemoReport:
             "seed_seconds": round(self.seed_seconds, 3),
             "total_seconds": round(self.total_seconds, 3),
             "cost": estimate(self.ledger, prices=Prices.from_env()).to_json(),
+            "write_units": round(self.ledger.write_units, 1),
+            "write_units_basis": write_units_basis(self.backend),
             "log_file": self.log_path,
         }
 
@@ -336,7 +338,12 @@ def _run(
     suffix = f"-{secrets.token_hex(3)}" if options.endpoint_url else ""
     observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
     resources = create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
-    sweep = write_sweep_config(workdir / "scavenger.toml", resources.table, options.total_segments)
+    sweep = write_sweep_config(
+        workdir / "scavenger.toml",
+        resources.table,
+        options.total_segments,
+        delete_mode=delete_mode_for(options.dynamodb),
+    )
 
     now = datetime.now(UTC).replace(microsecond=0)
     rng = random.Random(options.seed)
@@ -479,13 +486,30 @@ def create_demo_table(dynamodb: Any, table: str) -> None:
     dynamodb.get_waiter("table_exists").wait(TableName=table)
 
 
-def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second: int = 0) -> Sweep:
-    """The sweep, as a user would write it, read back by the real config parser."""
-    path.write_text(sweep_toml(table, segments, deletes_per_second), encoding="utf-8")
+def delete_mode_for(backend: str) -> str:
+    """The delete path a DynamoDB backend can run faithfully: batch (PartiQL) on AWS's
+    own DynamoDB Local; item on moto (its PartiQL DELETE ignores the predicates) and on
+    dynalite (no PartiQL)."""
+    return "batch" if backend == "dynamodb-local" else "item"
+
+
+def write_sweep_config(
+    path: Path,
+    table: str,
+    segments: int,
+    deletes_per_second: int = 0,
+    delete_mode: str = "item",
+) -> Sweep:
+    """The sweep, as a user would write it, read back by the real config parser.
+    ``delete_mode`` stays "item" unless the caller's backend runs PartiQL faithfully
+    (``delete_mode_for``)."""
+    path.write_text(sweep_toml(table, segments, deletes_per_second, delete_mode), encoding="utf-8")
     return load_config(path).sweep(SWEEP_NAME)
 
 
-def sweep_toml(table: str, segments: int, deletes_per_second: int = 0) -> str:
+def sweep_toml(
+    table: str, segments: int, deletes_per_second: int = 0, delete_mode: str = "item"
+) -> str:
     """The demo's sweep as ``[[sweeps]]`` TOML: what a user would write for this table."""
     return (
         "[[sweeps]]\n"
@@ -499,6 +523,7 @@ def sweep_toml(table: str, segments: int, deletes_per_second: int = 0) -> str:
         'values = { ":n1" = 1, ":s1" = "1" }\n'
         f"segments = {segments}\n"
         f"deletes_per_second = {deletes_per_second}\n"
+        f'delete_mode = "{delete_mode}"\n'
     )
 
 

@@ -105,12 +105,23 @@ UNRECORDED: dict[str, dict[Grant, str]] = {
             "granted by CDK's SqsEventSource together with the consume actions "
             "(grantConsumeMessages); harmless on the function's own queue"
         ),
+        ("dynamodb:PartiQLDelete", ("table", "Workers")): (
+            "the batch path's BatchExecuteStatement (Workers' sweep is in batch mode). moto "
+            "cannot run it (its PartiQL DELETE ignores the predicates), so this run sweeps "
+            "in item mode; tests/integration/test_batch_deletes.py records the batch path's "
+            "calls on DynamoDB Local against these grants"
+        ),
     },
 }
 # Client operations the handlers' modules contain that no function calls: the operator CLI
 # uses these methods of the shared adapters.
 CLI_ONLY = {
     "TransactWriteItems": "Ledger.requeue_segment: `scavenger requeue` only",
+}
+# Calls of the functions this moto run cannot make, checked against the grants elsewhere.
+RECORDED_ELSEWHERE = {
+    "BatchExecuteStatement": "the batch path: moto's PartiQL is not DynamoDB's; "
+    "tests/integration/test_batch_deletes.py records it on DynamoDB Local",
 }
 # What the representative run must have done, so that a quiet path cannot pass unnoticed.
 MUST_RECORD: set[tuple[str, str, tuple[str, ...]]] = {
@@ -156,7 +167,10 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         "POWERTOOLS_METRICS_NAMESPACE": "ScavengerTests",
         "SCAVENGER_PAGE_SIZE": "7",
         "SCAVENGER_LEDGER_TABLE": LEDGER,
-        "SCAVENGER_SWEEPS": sweeps_to_json(parse_sweeps(SWEEPS)),
+        # Item mode: moto's PartiQL is not DynamoDB's (see UNRECORDED).
+        "SCAVENGER_SWEEPS": sweeps_to_json(
+            parse_sweeps([{**sweep, "delete_mode": "item"} for sweep in SWEEPS])
+        ),
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -316,7 +330,7 @@ def test_every_client_operation_of_the_handlers_is_recorded_or_the_clis_alone(
     recorded: Recorded,
 ) -> None:
     static = client_operations_in_handler_modules()
-    assert static - recorded.operations == set(CLI_ONLY)
+    assert static - recorded.operations == set(CLI_ONLY) | set(RECORDED_ELSEWHERE)
     assert recorded.operations <= static
 
 
