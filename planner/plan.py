@@ -76,7 +76,7 @@ class Planner:
             if running is not None and running.status == "running":
                 reason = (
                     f"run {previous} is still running "
-                    f"({len(running.done_segments)}/{running.total_segments} segments done)"
+                    f"({running.segments_done}/{running.total_segments} segments done)"
                 )
                 logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
                 return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)

@@ -77,7 +77,7 @@ def _page(pages: int, page_size: int) -> Any:
 def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
     part = request["Key"]["part"]["S"]
     if part == "RUN":
-        return {}
+        return {"Item": RUN_ITEM}
     item = {
         "run_id": {"S": "bench"},
         "part": {"S": part},
@@ -89,23 +89,19 @@ def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
     return {"Item": item}
 
 
-def _run_item(request: dict[str, Any]) -> dict[str, Any]:
-    if request.get("ReturnValues") != "ALL_NEW":
-        return {}
-    return {
-        "Attributes": {
-            "run_id": {"S": "bench"},
-            "part": {"S": "RUN"},
-            "sweep": {"S": "bench"},
-            "table": {"S": TABLE},
-            "total_segments": {"N": "2"},
-            "cutoff": {"S": "2026-11-21T02:00:00Z"},
-            "dry_run": {"BOOL": False},
-            "created_at": {"S": "2026-11-23T02:00:00Z"},
-            "status": {"S": "running"},
-            "done_segments": {"NS": ["0"]},
-        }
-    }
+# The run the benchmarked segment finishes in: one of its two segments counted.
+RUN_ITEM = {
+    "run_id": {"S": "bench"},
+    "part": {"S": "RUN"},
+    "sweep": {"S": "bench"},
+    "table": {"S": TABLE},
+    "total_segments": {"N": "2"},
+    "cutoff": {"S": "2026-11-21T02:00:00Z"},
+    "dry_run": {"BOOL": False},
+    "created_at": {"S": "2026-11-23T02:00:00Z"},
+    "status": {"S": "running"},
+    "segments_done": {"N": "1"},
+}
 
 
 def _dynamodb(pages: int, page_size: int) -> Any:
@@ -126,7 +122,8 @@ def _dynamodb(pages: int, page_size: int) -> Any:
                 }
             },
             "GetItem": _ledger_segment,
-            "UpdateItem": _run_item,
+            "UpdateItem": lambda r: {},
+            "TransactWriteItems": lambda r: {},
         },
     )
 

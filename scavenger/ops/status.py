@@ -40,7 +40,7 @@ class RunSummary:
             "finished": run.finished_at,
             "cutoff": run.cutoff,
             "segments_total": run.total_segments,
-            "segments_done": len(run.done_segments),
+            "segments_done": run.segments_done,
             "segments_failed": self.failed,
             "deleted": self.counts.deleted,
             "counts": self.counts.as_dict(),
