@@ -3,6 +3,15 @@
 The ledger items are written before any message is sent, so a worker always
 finds its segment. A sweep whose previous run is still running is not started
 again.
+
+Past ``shard_threshold`` segments the planner's own work stops growing with the
+table: it writes one item per shard of ``shard_segments`` segments (then the run
+item) and sends one plan-shard message per shard; a worker receiving one writes
+that shard's segment items and sends their messages (``plan_shard``), and marks
+the shard planned. Every step is idempotent, so a redelivered shard message
+finishes what a crashed one began; a shard whose message never left (the planner
+died or could not send) stays pending, and the sweep's next planner invocation
+sends it again.
 """
 
 from __future__ import annotations
@@ -11,13 +20,14 @@ import math
 import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scavenger.config import MAX_SEGMENTS, Sweep
-from scavenger.expiry import format_instant
+from scavenger.errors import FatalError
+from scavenger.expiry import format_instant, parse_instant
 from scavenger.ledger import Ledger, RunRecord
-from scavenger.message import SegmentMessage
+from scavenger.message import Outgoing, PlanShardMessage, SegmentMessage
 from scavenger.observability import logger
 from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.retry import NoDeadline, RetryPolicy
@@ -26,6 +36,14 @@ from scavenger.retry import NoDeadline, RetryPolicy
 # about 10,000 deletes at ~5 ms each is under a minute of a 5-minute function.
 ITEMS_PER_SEGMENT = 10_000
 BYTES_PER_SEGMENT = 256 * 1024 * 1024
+# A shard plans 1,000 segments: 40 BatchWriteItem, 10 BatchGetItem and 100
+# SendMessageBatch calls, a few seconds of a worker. Past 1,000 segments the planner
+# fans out in shards: at the 1,000,000-segment maximum it writes and sends 1,000.
+SHARD_SEGMENTS = 1_000
+SHARD_THRESHOLD = 1_000
+# A shard still pending this long after its planner wrote it lost its message (no
+# planner invocation lives longer than Lambda's 15 minutes): send it again.
+RESEND_SHARDS_AFTER = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,7 @@ class PlanResult:
     cutoff: str | None = None
     dry_run: bool = False
     reason: str = ""
+    shards: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,12 +80,16 @@ class Planner:
         dynamodb: Any,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry: RetryPolicy | None = None,
+        shard_threshold: int = SHARD_THRESHOLD,
+        shard_segments: int = SHARD_SEGMENTS,
     ):
         self.ledger = ledger
         self.queue = queue
         self.dynamodb = dynamodb
         self.clock = clock
         self.retry = retry or RetryPolicy(NoDeadline())
+        self.shard_threshold = shard_threshold
+        self.shard_segments = shard_segments
 
     def plan(self, sweep: Sweep, *, dry_run: bool = False) -> PlanResult:
         dry_run = dry_run or sweep.dry_run
@@ -78,6 +101,9 @@ class Planner:
                     f"run {previous} is still running "
                     f"({running.segments_done}/{running.total_segments} segments done)"
                 )
+                resent = self._resend_lost_shards(running)
+                if resent:
+                    reason += f"; sent its {resent} shards whose message was lost again"
                 logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
                 return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
         total = self._segments(sweep)
@@ -88,32 +114,43 @@ class Planner:
             reason = "another planner started a run of this sweep at the same time"
             logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
             return PlanResult(sweep=sweep.name, started=False, reason=reason)
-        self.ledger.create_run(
-            RunRecord(
-                run_id=run_id,
-                sweep=sweep.name,
-                table=sweep.table,
-                total_segments=total,
-                cutoff=format_instant(cutoff),
-                dry_run=dry_run,
-                created_at=format_instant(now),
-            )
+        run = RunRecord(
+            run_id=run_id,
+            sweep=sweep.name,
+            table=sweep.table,
+            total_segments=total,
+            cutoff=format_instant(cutoff),
+            dry_run=dry_run,
+            created_at=format_instant(now),
         )
-        messages = [
-            SegmentMessage(
-                run_id=run_id,
-                sweep=sweep.name,
-                table=sweep.table,
-                segment=segment,
-                total_segments=total,
-                cutoff=cutoff,
-                dry_run=dry_run,
-            )
-            for segment in range(total)
-        ]
+        shards = self._shards(total)
+        self.ledger.create_run(run, shards)
+        messages: list[Outgoing] = []
+        if shards:
+            messages = [shard_message(run, first, count) for first, count in shards]
+        else:
+            messages = [
+                SegmentMessage(
+                    run_id=run_id,
+                    sweep=sweep.name,
+                    table=sweep.table,
+                    segment=segment,
+                    total_segments=total,
+                    cutoff=cutoff,
+                    dry_run=dry_run,
+                )
+                for segment in range(total)
+            ]
         try:
             self.queue.send_all(messages)
         except SendFailed as exc:
+            if shards:
+                # Their shard items stay pending: the sweep's next planner sends them.
+                raise SendFailed(
+                    exc.segments,
+                    f"{exc.reason}; run {run_id} keeps the shards starting at these "
+                    "segments pending: the sweep's next `scavenger plan` sends them",
+                ) from exc
             # The run exists and blocks the next one: make the unsent segments visible
             # as failed, so `scavenger status` shows them and `requeue` sends them.
             for segment in exc.segments:
@@ -125,7 +162,13 @@ class Planner:
             ) from exc
         logger.info(
             "run started",
-            extra={"sweep": sweep.name, "run_id": run_id, "segments": total, "dry_run": dry_run},
+            extra={
+                "sweep": sweep.name,
+                "run_id": run_id,
+                "segments": total,
+                "shards": len(shards),
+                "dry_run": dry_run,
+            },
         )
         return PlanResult(
             sweep=sweep.name,
@@ -134,7 +177,29 @@ class Planner:
             segments=total,
             cutoff=format_instant(cutoff),
             dry_run=dry_run,
+            shards=len(shards),
         )
+
+    def _shards(self, total: int) -> list[tuple[int, int]]:
+        """(first segment, count) per shard; none at or below the threshold."""
+        if total <= self.shard_threshold:
+            return []
+        size = self.shard_segments
+        return [(first, min(size, total - first)) for first in range(0, total, size)]
+
+    def _resend_lost_shards(self, run: RunRecord) -> int:
+        """Send again the shards of ``run`` still pending long after they were written
+        (their planner died or failed to send); how many."""
+        stale_before = self.clock().astimezone(UTC) - RESEND_SHARDS_AFTER
+        lost = [
+            (first, count)
+            for first, count, updated_at in self.ledger.pending_shards(run.run_id)
+            if parse_instant(updated_at) < stale_before
+        ]
+        if lost:
+            self.queue.send_all([shard_message(run, first, count) for first, count in lost])
+            logger.warning("shards sent again", extra={"run_id": run.run_id, "shards": len(lost)})
+        return len(lost)
 
     def _segments(self, sweep: Sweep) -> int:
         """Explicit segments are honoured; "auto" sizes them from DescribeTable."""
@@ -144,6 +209,34 @@ class Planner:
         if sweep.segments != "auto":
             return sweep.segments
         return auto_segments(int(table.get("ItemCount", 0)), int(table.get("TableSizeBytes", 0)))
+
+
+def shard_message(run: RunRecord, first: int, count: int) -> PlanShardMessage:
+    return PlanShardMessage(
+        run_id=run.run_id,
+        sweep=run.sweep,
+        table=run.table,
+        total_segments=run.total_segments,
+        cutoff=parse_instant(run.cutoff),
+        dry_run=run.dry_run,
+        first=first,
+        count=count,
+    )
+
+
+def plan_shard(message: PlanShardMessage, ledger: Ledger, queue: SegmentQueue) -> int:
+    """Write the shard's missing segment items, send the messages of those not started
+    yet, mark the shard planned; how many messages were sent. Idempotent: a redelivery
+    after a crash anywhere writes only what is missing, and a segment message sent
+    twice is absorbed by its deduplication id or by the ledger's hop check."""
+    if ledger.get_run(message.run_id) is None:
+        raise FatalError(f"run {message.run_id} of plan shard {message.first} is not in the ledger")
+    missing, unstarted = ledger.unplanned_segments(message.run_id, message.segments())
+    ledger.create_segments(message.run_id, missing)
+    to_send = sorted(missing + unstarted)
+    queue.send_all([message.segment_message(segment) for segment in to_send])
+    ledger.mark_shard_planned(message.run_id, message.first)
+    return len(to_send)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -25,6 +25,7 @@ from scavenger.retry import NoDeadline, RetryPolicy
 RUN_PART = "RUN"
 SWEEP_PART = "SWEEP"
 SEGMENT_PREFIX = "SEG#"
+SHARD_PREFIX = "SHARD#"
 RETENTION_SECONDS = 30 * 86400
 MAX_ERROR_LENGTH = 500
 # How an engine without transactions answers TransactWriteItems (dynalite).
@@ -147,6 +148,10 @@ def segment_part(segment: int) -> str:
     return f"{SEGMENT_PREFIX}{segment:05d}"
 
 
+def shard_part(first: int) -> str:
+    return f"{SHARD_PREFIX}{first:07d}"
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -173,10 +178,12 @@ class Ledger:
 
     # -- runs -------------------------------------------------------------------------
 
-    def create_run(self, run: RunRecord) -> None:
+    def create_run(self, run: RunRecord, shards: Sequence[tuple[int, int]] = ()) -> None:
         """Write one pending item per segment, then the run item (before any message).
 
         A planner that dies part-way leaves no run item, so the sweep is not blocked.
+        With ``shards`` (first segment, count), one pending item per shard instead:
+        each shard's planner writes its segments (create_segments).
         """
         expires = _n(int(time.time()) + RETENTION_SECONDS)
         run_item = {
@@ -191,11 +198,15 @@ class Ledger:
             "status": _s(run.status),
             "expires_at": expires,
         }
-        segment_items = (
-            self._segment_item(run.run_id, segment, expires)
-            for segment in range(run.total_segments)
-        )
-        self._batch_put(segment_items)
+        if shards:
+            self._batch_put(
+                self._shard_item(run.run_id, first, count, expires) for first, count in shards
+            )
+        else:
+            self._batch_put(
+                self._segment_item(run.run_id, segment, expires)
+                for segment in range(run.total_segments)
+            )
         # Run ids are new and random: if the item is there already, an earlier attempt
         # of this very call succeeded before its response was lost.
         with contextlib.suppress(ConditionFailed):
@@ -221,6 +232,97 @@ class Ledger:
         }
         item.update({name: _n(0) for name in Counts().as_dict()})
         return item
+
+    def _shard_item(
+        self, run_id: str, first: int, count: int, expires: dict[str, str]
+    ) -> dict[str, Any]:
+        return {
+            "run_id": _s(run_id),
+            "part": _s(shard_part(first)),
+            "status": _s("pending"),
+            "first": _n(first),
+            "count": _n(count),
+            "updated_at": _s(now_iso()),
+            "expires_at": expires,
+        }
+
+    # -- sharded planning -------------------------------------------------------------
+
+    def pending_shards(self, run_id: str) -> list[tuple[int, int, str]]:
+        """The run's shards whose segments are not all written and sent yet:
+        (first, count, updated_at)."""
+        shards: list[tuple[int, int, str]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "run_id = :run AND begins_with(part, :shard)",
+            "FilterExpression": "#status = :pending",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":run": _s(run_id),
+                ":shard": _s(SHARD_PREFIX),
+                ":pending": _s("pending"),
+            },
+        }
+        while True:
+            page = self._call("Query", lambda: self.client.query(**kwargs))
+            shards.extend(
+                (int(item["first"]["N"]), int(item["count"]["N"]), item["updated_at"]["S"])
+                for item in page.get("Items", [])
+            )
+            if "LastEvaluatedKey" not in page:
+                return shards
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def mark_shard_planned(self, run_id: str, first: int) -> None:
+        """Every segment of the shard is written and its message sent."""
+        self._update_key(
+            run_id,
+            shard_part(first),
+            "SET #status = :planned, #updated_at = :now",
+            "attribute_exists(run_id)",
+            {":planned": _s("planned"), ":now": _s(now_iso())},
+        )
+
+    def unplanned_segments(self, run_id: str, segments: range) -> tuple[list[int], list[int]]:
+        """Of ``segments``: those with no ledger item yet, and those still pending at
+        hop 0 (written, their first message maybe not sent)."""
+        found: dict[int, dict[str, Any]] = {}
+        keys = [{"run_id": _s(run_id), "part": _s(segment_part(n))} for n in segments]
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": keys[start : start + 100],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "part, #status, #hop",
+                    "ExpressionAttributeNames": {"#status": "status", "#hop": "hop"},
+                }
+            }
+            for attempt in range(20):
+                response = self._call(
+                    "BatchGetItem",
+                    lambda batch=request: self.client.batch_get_item(RequestItems=batch),
+                )
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[int(item["part"]["S"].removeprefix(SEGMENT_PREFIX))] = item
+                request = response.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+            else:
+                raise RetryableError(f"ledger {self.table_name}: batch get left unprocessed keys")
+        missing = [n for n in segments if n not in found]
+        unstarted = [
+            n
+            for n, item in found.items()
+            if item["status"]["S"] == "pending" and item["hop"]["N"] == "0"
+        ]
+        return missing, sorted(unstarted)
+
+    def create_segments(self, run_id: str, segments: Sequence[int]) -> None:
+        """Write pending items for ``segments`` (a shard's planner, before their messages)."""
+        expires = _n(int(time.time()) + RETENTION_SECONDS)
+        self._batch_put(self._segment_item(run_id, segment, expires) for segment in segments)
 
     def _batch_put(self, items: Iterator[dict[str, Any]]) -> None:
         batch: list[dict[str, Any]] = []
