@@ -17,14 +17,15 @@ sends it again.
 from __future__ import annotations
 
 import math
+import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scavenger.config import MAX_SEGMENTS, Sweep
-from scavenger.errors import FatalError
+from scavenger.errors import ConfigError, FatalError
 from scavenger.expiry import format_instant, parse_instant
 from scavenger.ledger import Ledger, RunRecord
 from scavenger.message import Outgoing, PlanShardMessage, SegmentMessage
@@ -32,9 +33,18 @@ from scavenger.observability import logger
 from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.retry import NoDeadline, RetryPolicy
 
-# Each segment's expected work should fit comfortably in one worker invocation:
-# about 10,000 deletes at ~5 ms each is under a minute of a 5-minute function.
+# "auto" aims each segment at SEGMENT_SHARE of a worker's timeout: items per segment
+# = items a worker gets through per second x that time. The rate is the sweep's own,
+# measured by its last finished run (items scanned per worker-second, from the
+# ledger's totals); a sweep's first run assumes DEFAULT_ITEMS_PER_WORKER_SECOND,
+# which gives the 10,000-item segments of earlier versions at the default timeout.
+SEGMENT_SHARE = 0.5
+DEFAULT_WORKER_TIMEOUT_SECONDS = 300
+DEFAULT_MAX_CONCURRENCY = 50
 ITEMS_PER_SEGMENT = 10_000
+DEFAULT_ITEMS_PER_WORKER_SECOND = ITEMS_PER_SEGMENT / (
+    SEGMENT_SHARE * DEFAULT_WORKER_TIMEOUT_SECONDS
+)
 BYTES_PER_SEGMENT = 256 * 1024 * 1024
 # A shard plans 1,000 segments: 40 BatchWriteItem, 10 BatchGetItem and 100
 # SendMessageBatch calls, a few seconds of a worker. Past 1,000 segments the planner
@@ -56,15 +66,108 @@ class PlanResult:
     dry_run: bool = False
     reason: str = ""
     shards: int = 0
+    sizing: dict[str, Any] | None = None  # how "auto" chose the segment count
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Fleet:
+    """What the planner knows of the workers, from its environment (the stack's
+    worker timeout and event source MaximumConcurrency)."""
+
+    worker_timeout_seconds: int = DEFAULT_WORKER_TIMEOUT_SECONDS
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Fleet:
+        env = os.environ if env is None else env
+
+        def positive(name: str, default: int) -> int:
+            raw = env.get(name, "")
+            if not raw:
+                return default
+            if not raw.isdigit() or int(raw) < 1:
+                raise ConfigError(f"{name}: {raw!r} must be a positive integer")
+            return int(raw)
+
+        return cls(
+            worker_timeout_seconds=positive(
+                "SCAVENGER_WORKER_TIMEOUT_SECONDS", DEFAULT_WORKER_TIMEOUT_SECONDS
+            ),
+            max_concurrency=positive("SCAVENGER_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY),
+        )
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The numbers behind an "auto" segment count (shown by ``plan --dry-run``)."""
+
+    item_count: int
+    table_bytes: int
+    items_per_worker_second: float
+    rate_source: str
+    worker_timeout_seconds: int
+    target_seconds_per_segment: float
+    max_concurrency: int
+    write_units_per_second: float | None
+    items_per_segment: int
+    segments: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def size_segments(
+    item_count: int,
+    table_bytes: int,
+    *,
+    items_per_worker_second: float = DEFAULT_ITEMS_PER_WORKER_SECOND,
+    rate_source: str = "default",
+    fleet: Fleet = Fleet(),
+    write_units_per_second: float | None = None,
+) -> Sizing:
+    """Segments that each take about SEGMENT_SHARE of a worker's timeout.
+
+    A write budget shared by MaximumConcurrency workers caps each worker at its share
+    (an expired item costs at least one write unit), so a tighter budget makes
+    smaller segments. Segments also stay under BYTES_PER_SEGMENT of table.
+    """
+    rate = items_per_worker_second
+    if write_units_per_second:
+        rate = min(rate, write_units_per_second / fleet.max_concurrency)
+    target = SEGMENT_SHARE * fleet.worker_timeout_seconds
+    per_segment = max(1, math.floor(rate * target))
+    by_time = math.ceil(item_count / per_segment)
+    by_bytes = math.ceil(table_bytes / BYTES_PER_SEGMENT)
+    return Sizing(
+        item_count=item_count,
+        table_bytes=table_bytes,
+        items_per_worker_second=round(rate, 3),
+        rate_source=rate_source,
+        worker_timeout_seconds=fleet.worker_timeout_seconds,
+        target_seconds_per_segment=target,
+        max_concurrency=fleet.max_concurrency,
+        write_units_per_second=write_units_per_second,
+        items_per_segment=per_segment,
+        segments=min(MAX_SEGMENTS, max(1, by_time, by_bytes)),
+    )
+
+
 def auto_segments(item_count: int, size_bytes: int) -> int:
-    by_items = math.ceil(item_count / ITEMS_PER_SEGMENT)
-    by_bytes = math.ceil(size_bytes / BYTES_PER_SEGMENT)
-    return min(MAX_SEGMENTS, max(1, by_items, by_bytes))
+    """Segments for a table with no measured rate, at the default fleet."""
+    return size_segments(item_count, size_bytes).segments
+
+
+def measured_rate(run: RunRecord | None) -> tuple[float, str] | None:
+    """Items scanned per worker-second in a finished real run, from its totals."""
+    if run is None or run.status != "done" or run.dry_run or run.totals is None:
+        return None
+    seconds = run.totals.worker_ms / 1000
+    if seconds <= 0 or run.totals.scanned <= 0:
+        return None
+    return run.totals.scanned / seconds, f"run {run.run_id}"
 
 
 def new_run_id(now: datetime) -> str:
@@ -82,6 +185,7 @@ class Planner:
         retry: RetryPolicy | None = None,
         shard_threshold: int = SHARD_THRESHOLD,
         shard_segments: int = SHARD_SEGMENTS,
+        fleet: Fleet | None = None,
     ):
         self.ledger = ledger
         self.queue = queue
@@ -90,23 +194,24 @@ class Planner:
         self.retry = retry or RetryPolicy(NoDeadline())
         self.shard_threshold = shard_threshold
         self.shard_segments = shard_segments
+        self.fleet = fleet or Fleet.from_env()
 
     def plan(self, sweep: Sweep, *, dry_run: bool = False) -> PlanResult:
         dry_run = dry_run or sweep.dry_run
         previous = self.ledger.latest_run_id(sweep.name)
-        if previous is not None:
-            running = self.ledger.get_run(previous)
-            if running is not None and running.status == "running":
-                reason = (
-                    f"run {previous} is still running "
-                    f"({running.segments_done}/{running.total_segments} segments done)"
-                )
-                resent = self._resend_lost_shards(running)
-                if resent:
-                    reason += f"; sent its {resent} shards whose message was lost again"
-                logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
-                return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
-        total = self._segments(sweep)
+        running = self.ledger.get_run(previous) if previous is not None else None
+        if previous is not None and running is not None and running.status == "running":
+            reason = (
+                f"run {previous} is still running "
+                f"({running.segments_done}/{running.total_segments} segments done)"
+            )
+            resent = self._resend_lost_shards(running)
+            if resent:
+                reason += f"; sent its {resent} shards whose message was lost again"
+            logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
+            return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
+        sizing = self._sizing(sweep, running)
+        total = sweep.segments if sweep.segments != "auto" else sizing.segments
         now = self.clock().astimezone(UTC).replace(microsecond=0)
         cutoff = now - sweep.max_age
         run_id = new_run_id(now)
@@ -178,6 +283,7 @@ class Planner:
             cutoff=format_instant(cutoff),
             dry_run=dry_run,
             shards=len(shards),
+            sizing=sizing.to_json() if sweep.segments == "auto" else None,
         )
 
     def _shards(self, total: int) -> list[tuple[int, int]]:
@@ -201,14 +307,22 @@ class Planner:
             logger.warning("shards sent again", extra={"run_id": run.run_id, "shards": len(lost)})
         return len(lost)
 
-    def _segments(self, sweep: Sweep) -> int:
-        """Explicit segments are honoured; "auto" sizes them from DescribeTable."""
+    def _sizing(self, sweep: Sweep, previous: RunRecord | None) -> Sizing:
+        """How "auto" sizes segments (DescribeTable is called either way: it checks the
+        table is there before anything is written)."""
         table = self.retry.call(
             lambda: self.dynamodb.describe_table(TableName=sweep.table), "DescribeTable"
         )["Table"]
-        if sweep.segments != "auto":
-            return sweep.segments
-        return auto_segments(int(table.get("ItemCount", 0)), int(table.get("TableSizeBytes", 0)))
+        rate, source = measured_rate(previous) or (DEFAULT_ITEMS_PER_WORKER_SECOND, "default")
+        budget = getattr(sweep, "max_write_units_per_second", None)  # where the config has one
+        return size_segments(
+            int(table.get("ItemCount", 0)),
+            int(table.get("TableSizeBytes", 0)),
+            items_per_worker_second=rate,
+            rate_source=source,
+            fleet=self.fleet,
+            write_units_per_second=float(budget) if budget else None,
+        )
 
 
 def shard_message(run: RunRecord, first: int, count: int) -> PlanShardMessage:
