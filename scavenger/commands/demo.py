@@ -46,7 +46,7 @@ from scavenger.local.demo import (
     DemoOptions,
     DemoReport,
 )
-from scavenger.local.emulator import DYNAMODB_BACKENDS, require_dynalite
+from scavenger.local.emulator import DYNAMODB_BACKENDS, default_backend, require_backend
 from scavenger.local.fleet import default_workers
 from scavenger.ops.context import engine_logs_on_stderr
 
@@ -84,8 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dynamodb",
         choices=DYNAMODB_BACKENDS,
-        default="moto",
-        help="DynamoDB emulator; SQS always runs on moto (default: %(default)s)",
+        help="DynamoDB emulator; SQS always runs on moto (default: dynamodb-local, AWS's "
+        "own engine, where Java 17+ is installed; moto otherwise)",
     )
     parser.add_argument(
         "--seed", type=int, help="random seed for the demo data (and the faults, with --chaos)"
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         timeout_seconds=DEFAULT_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
         batch_size=_batch_size(args.batch_size),
-        dynamodb=args.dynamodb,
+        dynamodb=default_backend(args.dynamodb, args.endpoint_url),
         endpoint_url=args.endpoint_url,
         region=args.region,
         seed=args.seed,
@@ -120,9 +120,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from scavenger.local.demo import run_demo  # imports boto3; after argument checks
 
-    if options.dynamodb == "dynalite":
-        require_dynalite()
-
+    require_backend(options.dynamodb)
     console = Console(stderr=True)
     with engine_logs_on_stderr(), ProgressObserver(console) as observer:
         report = run_demo(options, observer)
@@ -149,13 +147,12 @@ def run_chaos_demo(args: argparse.Namespace) -> int:
         segments=args.segments,
         workers=args.workers,
         timeout_seconds=CHAOS_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
-        dynamodb=args.dynamodb,
+        dynamodb=default_backend(args.dynamodb, None),
         log_path=args.log_file,
     )
     from scavenger.local.chaos import run_chaos  # imports boto3; after argument checks
 
-    if options.dynamodb == "dynalite":
-        require_dynalite()
+    require_backend(options.dynamodb)
     console = Console(stderr=True)
     with engine_logs_on_stderr(), ProgressObserver(console) as observer:
         report = run_chaos(options, observer)

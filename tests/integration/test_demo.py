@@ -1,5 +1,5 @@
-"""``scavenger demo`` end to end: exactly the expired items go, on moto and on dynalite,
-and nothing is left running afterwards (also after a Ctrl-C)."""
+"""``scavenger demo`` end to end: exactly the expired items go, on DynamoDB Local, moto
+and dynalite, and nothing is left running afterwards (also after a Ctrl-C or a kill)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import pytest
 
 from scavenger import cli
 from scavenger.local.demo import DemoOptions, DemoReport, run_demo
-from scavenger.local.emulator import NODE_DIR
+from scavenger.local.emulator import NODE_DIR, default_backend
 from tests.integration.conftest import ROOT, child_pids, pids_with_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -78,6 +78,56 @@ def test_demo_on_dynalite_deletes_exactly_the_expired_items() -> None:
     assert_exact(report)
     assert report.backend == "dynalite"
     assert child_pids() <= before
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")
+def test_demo_on_dynamodb_local_deletes_exactly_the_expired_items() -> None:
+    before = child_pids()
+
+    report = run_demo(DemoOptions(items=1500, workers=2, dynamodb="dynamodb-local", seed=12))
+
+    assert_exact(report)
+    assert report.backend == "dynamodb-local"
+    assert child_pids() <= before
+
+
+def test_without_java_the_demo_says_so_in_one_line_and_uses_moto(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+    assert default_backend(None, None) == "moto"
+    assert default_backend("dynalite", None) == "dynalite"
+
+    err = capsys.readouterr().err
+    assert err.startswith("scavenger: java not found: DynamoDB runs on moto")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="Java is not installed")
+def test_a_killed_parent_leaves_no_dynamodb_local_behind() -> None:
+    marker = f"scavenger-test-{secrets.token_hex(6)}"
+    script = (
+        "from scavenger.local.emulator import Emulator\n"
+        "Emulator(dynamodb='dynamodb-local').start()\n"
+        "print('up', flush=True)\n"
+        "import time; time.sleep(120)\n"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=dict(os.environ, SCAVENGER_TEST_MARKER=marker),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stdout is not None
+    assert parent.stdout.readline().strip() == "up"
+    assert len(pids_with_environment(marker)) >= 3  # the parent, moto, the JVM
+
+    parent.kill()
+    parent.wait()
+
+    assert wait_until_gone(marker) == set()
 
 
 def demo_command(marker: str, *options: str) -> subprocess.Popen[str]:

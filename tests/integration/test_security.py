@@ -168,7 +168,7 @@ def test_operator_commands_never_print_credentials(stack, monkeypatch, tmp_path,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["moto", "dynalite"])
+@pytest.mark.parametrize("backend", ["moto", "dynalite", "dynamodb-local"])
 def test_the_local_emulator_listens_on_loopback_only(backend):
     from scavenger.local.emulator import Emulator
 
