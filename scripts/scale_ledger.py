@@ -97,6 +97,8 @@ def finish(
         drive.finishes += 1
         if totals is not None:
             drive.finishers.append(totals)
+        if drive.finishes % 10_000 == 0:
+            print(f"{drive.finishes:,} finishes", file=sys.stderr, flush=True)
     return written
 
 

@@ -61,3 +61,4 @@ def test_plan_dry_run_shows_the_numbers_it_used(stack, seeded, capsys, monkeypat
     assert sizing["target_seconds_per_segment"] == 60
     shown = " ".join((captured.out + captured.err).split())
     assert "auto segments:" in shown and "of the 120 s worker timeout" in shown
+    assert "items per worker-second (default)" in shown
