@@ -38,6 +38,7 @@ import boto3
 from botocore.config import Config
 
 from scavenger.ledger import Counts, Ledger, RunRecord
+from scavenger.observability import logger
 from scavenger.provision import create_ledger_table
 from scavenger.retry import NoDeadline, RetryPolicy
 
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--duplicate-every", type=int, default=97)
     args = parser.parse_args(argv)
+    logger.setLevel("WARNING")  # a line per retry is noise here; the result counts them
     client = boto3.client(
         "dynamodb",
         endpoint_url=args.endpoint_url,

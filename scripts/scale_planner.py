@@ -29,6 +29,7 @@ from planner.plan import SHARD_SEGMENTS, SHARD_THRESHOLD, Planner, plan_shard
 from scavenger.config import parse_sweeps
 from scavenger.ledger import Ledger
 from scavenger.message import PlanShardMessage
+from scavenger.observability import logger
 from scavenger.provision import create_ledger_table
 from scavenger.queue import SegmentQueue
 
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dynamodb-ms", type=float, default=10.0)
     parser.add_argument("--sqs-ms", type=float, default=20.0)
     args = parser.parse_args(argv)
+    logger.setLevel("WARNING")
     client = boto3.client(
         "dynamodb",
         endpoint_url=args.endpoint_url,
