@@ -4,6 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov (the second scanner of the synthesized template, tests/infra/test_checkov.py) pins
+# dependencies of its own: it lives in its own virtualenv, apart from the product's pins.
+# `setup` and `test` make it; demo, bench and lint do not need it.
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .PHONY: setup test lint demo bench clean
 
@@ -16,21 +22,27 @@ $(STAMP): pyproject.toml $(wildcard package.json package-lock.json scavenger/loc
 	npm ci --prefix scavenger/local/node --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
 
-lint: setup
+setup: $(STAMP) $(CHECKOV_STAMP)
+
+lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint $(CHECKOV_STAMP)
 	$(BIN)/pytest
 
-demo: setup
+demo: $(STAMP)
 	$(BIN)/scavenger demo
 
-bench: setup
+bench: $(STAMP)
 	$(BIN)/scavenger bench
 
 clean:
-	rm -rf $(VENV) node_modules scavenger/local/node/node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules scavenger/local/node/node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

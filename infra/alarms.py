@@ -1,4 +1,5 @@
-"""Alarms on the fleet: a segment in the DLQ, a stuck queue, worker errors and throttles."""
+"""Alarms on the fleet: a segment in the DLQ, a kept planner failure, a stuck queue, errors
+and throttles."""
 
 from __future__ import annotations
 
@@ -56,6 +57,14 @@ class FleetAlarms(Construct):
                 "Worker invocations were throttled: the account's concurrency is below the "
                 "event source's maximum concurrency",
                 worker.metric_throttles(period=PERIOD, statistic=cloudwatch.Stats.SUM),
+            ),
+            self._alarm(
+                "PlannerFailureKept",
+                "A scheduled run failed after Lambda's retries and its event was kept: find "
+                "the cause in the planner's logs, fix it, then `scavenger plan --from-failed`",
+                queues.planner_failures.metric_approximate_number_of_messages_visible(
+                    period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
+                ),
             ),
             self._alarm(
                 "PlannerErrors",

@@ -1,12 +1,15 @@
-"""The one Lambda code asset: planner/, worker/ and scavenger/ plus their runtime dependencies.
+"""The one Lambda code asset: what the two handlers import, plus their runtime dependencies.
 
-Dependencies are installed by pip for the Lambda platform (manylinux wheels only) straight into
-the asset directory, so building the asset needs no Docker. Synth can skip bundling altogether
-(context ``skip_bundling``), which tests and offline checks do.
+Only the first-party modules reachable by import from ``planner.handler`` and ``worker.handler``
+are copied (the operator CLI, the local fleet, chaos and bench stay out), so what Lambda loads
+is what the handlers use. Dependencies are installed by pip for the Lambda platform (manylinux
+wheels only) straight into the asset directory, so building the asset needs no Docker. Synth
+can skip bundling altogether (context ``skip_bundling``), which tests and offline checks do.
 """
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -20,6 +23,8 @@ import jsii
 from aws_cdk import aws_lambda as lambda_
 
 PACKAGES = ("planner", "worker", "scavenger")
+HANDLER_MODULES = ("planner.handler", "worker.handler")
+STATIC_SUFFIXES = frozenset({".js", ".mjs", ".css", ".map", ".html"})
 LAMBDA_PLATFORM = "manylinux2014_x86_64"
 # The Lambda Python runtime ships boto3 and botocore; everything else goes into the asset.
 PROVIDED_BY_RUNTIME = frozenset({"boto3", "botocore"})
@@ -48,9 +53,76 @@ def runtime_requirements(pyproject: Path) -> tuple[str, ...]:
     )
 
 
+def prune_static_files(directory: Path) -> list[Path]:
+    """Remove the web assets some dependencies carry (Powertools' Swagger UI: JavaScript and
+    CSS the handlers never load); returns what was removed."""
+    removed = [path for path in directory.rglob("*") if path.suffix in STATIC_SUFFIXES]
+    for path in removed:
+        path.unlink()
+    return removed
+
+
+def module_file(root: Path, module: str) -> Path | None:
+    """The first-party source file of ``module`` under ``root``, or None if it is not one."""
+    if module.split(".")[0] not in PACKAGES:
+        return None
+    base = root.joinpath(*module.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(tree: ast.Module, module: str, is_package: bool) -> set[str]:
+    """Every module name an import statement in ``tree`` may load (lazy imports included;
+    ``if TYPE_CHECKING:`` blocks excluded, they never run)."""
+    names: set[str] = set()
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            skipped.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                package = module if is_package else module.rpartition(".")[0]
+                for _ in range(node.level - 1):
+                    package = package.rpartition(".")[0]
+                base = f"{package}.{node.module}" if node.module else package
+            else:
+                base = node.module or ""
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def handler_modules(root: Path, entry_points: Sequence[str] = HANDLER_MODULES) -> dict[str, Path]:
+    """The first-party modules the handlers import at run time, directly or not, with the
+    packages that hold them: module name -> source file."""
+    found: dict[str, Path] = {}
+    pending = list(entry_points)
+    while pending:
+        module = pending.pop()
+        if module in found:
+            continue
+        path = module_file(root, module)
+        if path is None:
+            continue
+        found[module] = path
+        parts = module.split(".")
+        pending.extend(".".join(parts[:depth]) for depth in range(1, len(parts)))
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        pending.extend(_imported_names(tree, module, path.name == "__init__.py"))
+    return dict(sorted(found.items()))
+
+
 @jsii.implements(cdk.ILocalBundling)
 class PipBundling:
-    """Local bundling: ``pip install --target`` for the Lambda platform, then copy the packages."""
+    """Local bundling: ``pip install --target`` for the Lambda platform, then copy the modules
+    the handlers import (``handler_modules``)."""
 
     def __init__(self, *, root: Path, requirements: Sequence[str], python_version: str) -> None:
         self.root = root
@@ -78,6 +150,18 @@ class PipBundling:
             *self.requirements,
         ]
 
+    def install_dependencies(self, output_dir: str) -> None:
+        """The pip step (tests swap it for a copy of the installed wheels, to stay offline)."""
+        if not self.requirements:
+            return
+        try:
+            subprocess.run(self.pip_command(output_dir), check=True)
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(
+                f"pip could not install the Lambda dependencies {list(self.requirements)} "
+                f"for {LAMBDA_PLATFORM} (exit {exc.returncode})"
+            ) from exc
+
     def try_bundle(self, output_dir: str, options: cdk.BundlingOptions) -> bool:
         """Build the asset in ``output_dir``; True tells CDK not to fall back to Docker.
 
@@ -85,21 +169,12 @@ class PipBundling:
         generated ``ILocalBundling`` protocol declares.
         """
         del options
-        if self.requirements:
-            try:
-                subprocess.run(self.pip_command(output_dir), check=True)
-            except subprocess.CalledProcessError as exc:
-                raise RuntimeError(
-                    f"pip could not install the Lambda dependencies {list(self.requirements)} "
-                    f"for {LAMBDA_PLATFORM} (exit {exc.returncode})"
-                ) from exc
-        for package in PACKAGES:
-            shutil.copytree(
-                self.root / package,
-                Path(output_dir) / package,
-                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-                dirs_exist_ok=True,
-            )
+        self.install_dependencies(output_dir)
+        prune_static_files(Path(output_dir))
+        for path in handler_modules(self.root).values():
+            target = Path(output_dir) / path.relative_to(self.root)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, target)
         return True
 
 

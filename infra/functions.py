@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+import jsii
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -12,8 +14,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.checkov import ENV_NOT_SECRET, LOGS_ENCRYPTED, NO_VPC, skip_checks
 from infra.queues import SweepQueues
 from infra.settings import StackSettings
 
@@ -24,14 +28,62 @@ WORKER_HANDLER = "worker.handler.handler"
 SERVICE_NAME = "scavenger"
 METRICS_NAMESPACE = "Scavenger"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-SWEPT_TABLE_ACTIONS = ("dynamodb:Scan", "dynamodb:DeleteItem", "dynamodb:DescribeTable")
+# Exactly what each function calls (tests/infra/test_recorded_calls.py records the calls of a
+# representative run and checks them against these grants, both ways).
+# The worker reads a swept table's keys, scans it, deletes on condition and, when the
+# condition failed, reads the item again (a consistent GetItem) before deciding.
+SWEPT_TABLE_ACTIONS = (
+    "dynamodb:DescribeTable",
+    "dynamodb:Scan",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+)
+# A table swept only by dry-run sweeps is never written: a dry run can not be turned off
+# per invocation (the planner's dry_run only ever adds one).
+DRY_RUN_TABLE_ACTIONS = ("dynamodb:DescribeTable", "dynamodb:Scan")
+PLANNER_TABLE_ACTIONS = ("dynamodb:DescribeTable",)
+# Before a run starts, the planner has DynamoDB read a sweep's `where` in a one-item Scan.
+PLANNER_FILTER_CHECK_ACTIONS = ("dynamodb:Scan",)
+# The planner points the sweep at its new run (Get/Put), writes the run and its segments
+# (Put, BatchWrite) and marks unsent segments failed (Update).
+PLANNER_LEDGER_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:UpdateItem",
+)
+# The worker claims its segment, reading it with its run (BatchGet, Get), checkpoints and
+# halts it (Update) and sums the segments of a finished run (Query).
+WORKER_LEDGER_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:GetItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+)
+QUEUE_SEND_ACTIONS = ("sqs:SendMessage",)
+PLANNER_ASYNC_RETRIES = 2
+
+
+@jsii.implements(lambda_.IDestination)
+class SendOnlyQueueDestination:
+    """An SQS on-failure destination that grants the function sqs:SendMessage alone (Lambda
+    sends the failed event with the function's role); CDK's SqsDestination also grants
+    GetQueueAttributes and GetQueueUrl, which nothing calls."""
+
+    def __init__(self, queue: sqs.IQueue) -> None:
+        self.queue = queue
+
+    def bind(self, scope: Construct, fn: lambda_.IFunction, *_: Any, **__: Any) -> Any:
+        self.queue.grant(fn, *QUEUE_SEND_ACTIONS)
+        return lambda_.DestinationConfig(destination=self.queue.queue_arn)
 
 
 class SweepFunctions(Construct):
     """Planner on a schedule, worker on the queue; each with its own role and log group.
 
-    Grants: the swept tables (imported by name) only for what each function calls on them,
-    read/write on the ledger, send on the queue; the worker also consumes the queue.
+    Grants: on the swept tables (imported by name), the ledger and the queue, only the actions
+    each function calls; the worker also consumes the queue; the planner's failed
+    asynchronous invocations go to the planner failure queue.
     """
 
     def __init__(
@@ -63,6 +115,24 @@ class SweepFunctions(Construct):
             environment=environment,
             recursive_loop=lambda_.RecursiveLoop.TERMINATE,
         )
+        # EventBridge invokes the planner asynchronously: a run that still fails after
+        # Lambda's retries is kept on the failure queue (`scavenger plan --from-failed`).
+        self.planner.configure_async_invoke(
+            retry_attempts=PLANNER_ASYNC_RETRIES,
+            on_failure=SendOnlyQueueDestination(queues.planner_failures),
+        )
+        skip_checks(
+            self.planner,
+            {
+                "CKV_AWS_116": "Failed asynchronous invocations go to an on-failure destination "
+                "(the planner failure queue), which keeps the event with the error; a DLQ "
+                "(DeadLetterConfig) would keep the event alone",
+                "CKV_AWS_115": "Runs once per schedule, and a second concurrent run of a sweep "
+                "is refused by the ledger (a compare-and-set). Reserved concurrency is carved "
+                "out of the account's pool: the deployment fails where that would leave less "
+                "than 10 unreserved (a new account has 10 in all)",
+            },
+        )
         # Continuations go back through the queue into this function; Lambda would stop that
         # loop after ~16 hops, so the worker enforces its own hop budget (SCAVENGER_MAX_HOPS).
         self.worker = self._function(
@@ -83,14 +153,34 @@ class SweepFunctions(Construct):
             },
             recursive_loop=lambda_.RecursiveLoop.ALLOW,
         )
+        skip_checks(
+            self.worker,
+            {
+                "CKV_AWS_116": "Invoked synchronously by the SQS event source mapping, which "
+                "never uses a function DLQ: a failing segment goes to the segment queue's DLQ "
+                "after 5 receives (its redrive policy)",
+                "CKV_AWS_115": "Concurrency is capped by the event source mapping's maximum "
+                "concurrency (max_concurrency), which, unlike reserved concurrency, neither "
+                "throttles deliveries back into the queue nor takes from the account's pool",
+            },
+        )
 
+        deleting, filtered = settings.deleting_tables, settings.filtered_tables
         for index, table_name in enumerate(settings.tables):
             swept = dynamodb.Table.from_table_name(self, f"SweptTable{index}", table_name)
-            swept.grant(self.planner, "dynamodb:DescribeTable")
-            swept.grant(self.worker, *SWEPT_TABLE_ACTIONS)
+            swept.grant(
+                self.planner,
+                *PLANNER_TABLE_ACTIONS,
+                *(PLANNER_FILTER_CHECK_ACTIONS if table_name in filtered else ()),
+            )
+            swept.grant(
+                self.worker,
+                *(SWEPT_TABLE_ACTIONS if table_name in deleting else DRY_RUN_TABLE_ACTIONS),
+            )
+        ledger.grant(self.planner, *PLANNER_LEDGER_ACTIONS)
+        ledger.grant(self.worker, *WORKER_LEDGER_ACTIONS)
         for function in (self.planner, self.worker):
-            ledger.grant_read_write_data(function)
-            queues.queue.grant_send_messages(function)
+            queues.queue.grant(function, *QUEUE_SEND_ACTIONS)
 
         self.worker.add_event_source(
             event_sources.SqsEventSource(
@@ -130,7 +220,8 @@ class SweepFunctions(Construct):
         )
         log_group = logs.LogGroup(self, f"{name}Logs", retention=LOG_RETENTION)
         log_group.grant_write(role)
-        return lambda_.Function(
+        skip_checks(log_group, {"CKV_AWS_158": LOGS_ENCRYPTED})
+        function = lambda_.Function(
             self,
             name,
             runtime=RUNTIME,
@@ -145,3 +236,5 @@ class SweepFunctions(Construct):
             environment=dict(environment),
             recursive_loop=recursive_loop,
         )
+        skip_checks(function, {"CKV_AWS_117": NO_VPC, "CKV_AWS_173": ENV_NOT_SECRET})
+        return function

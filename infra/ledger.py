@@ -6,6 +6,8 @@ from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
+from infra.checkov import skip_checks
+
 TTL_ATTRIBUTE = "expires_at"
 
 
@@ -28,4 +30,13 @@ class LedgerTable(Construct):
             ),
             time_to_live_attribute=TTL_ATTRIBUTE,
             removal_policy=RemovalPolicy.RETAIN,
+        )
+        skip_checks(
+            self.table,
+            {
+                "CKV_AWS_119": "Encrypted at rest with the AWS owned key (DynamoDB's default). "
+                "The ledger holds checkpoints: run ids, counts and cursors (keys of swept "
+                "items). A customer managed key adds cost and key administration; a deployer "
+                "whose swept keys are sensitive may choose one"
+            },
         )

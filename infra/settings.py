@@ -79,6 +79,16 @@ class StackSettings:
         """The swept table names, each once, in configuration order."""
         return tuple(dict.fromkeys(sweep.table for sweep in self.sweeps))
 
+    @property
+    def deleting_tables(self) -> frozenset[str]:
+        """The tables some sweep deletes from (not every sweep of theirs is a dry run)."""
+        return frozenset(sweep.table for sweep in self.sweeps if not sweep.dry_run)
+
+    @property
+    def filtered_tables(self) -> frozenset[str]:
+        """The tables some sweep filters with a ``where`` (the planner checks it by a Scan)."""
+        return frozenset(sweep.table for sweep in self.sweeps if sweep.where is not None)
+
     @classmethod
     def from_context(cls, node: Node) -> StackSettings:
         """Build settings from context keys named like the fields, plus ``sweeps``/``config``."""

@@ -25,7 +25,8 @@ BUNDLING_STACKS = "aws:cdk:bundling-stacks"
 class ScavengerStack(cdk.Stack):
     """Queue + DLQ, ledger, planner on a schedule, worker fleet on the queue, alarms.
 
-    The outputs ``QueueUrl``, ``DlqUrl`` and ``LedgerTableName`` are a contract: the CLI's
+    The outputs ``QueueUrl``, ``DlqUrl``, ``LedgerTableName`` and ``PlannerFailureQueueUrl``
+    are a contract: the CLI's
     ``--stack NAME`` reads them.
     """
 
@@ -67,6 +68,12 @@ class ScavengerStack(cdk.Stack):
             "DlqUrl",
             value=queues.dead_letter_queue.queue_url,
             description="Dead-letter queue (FIFO): `scavenger dlq`, `scavenger redrive`",
+        )
+        cdk.CfnOutput(
+            self,
+            "PlannerFailureQueueUrl",
+            value=queues.planner_failures.queue_url,
+            description="Failed scheduled planner runs: `scavenger plan --from-failed`",
         )
         cdk.CfnOutput(
             self,

@@ -2,7 +2,7 @@
 
 The ledger items are written before any message is sent, so a worker always
 finds its segment. A sweep whose previous run is still running is not started
-again.
+again, nor one whose previous run is halted (its cause must be fixed first).
 
 Past ``shard_threshold`` segments the planner's own work stops growing with the
 table: it writes one item per shard of ``shard_segments`` segments (then the run
@@ -26,12 +26,13 @@ from typing import Any
 
 from scavenger.config import MAX_SEGMENTS, Sweep
 from scavenger.errors import ConfigError, FatalError
-from scavenger.expiry import format_instant, parse_instant
+from scavenger.expiry import Expressions, format_instant, parse_instant
 from scavenger.ledger import Ledger, RunRecord
 from scavenger.message import Outgoing, PlanShardMessage, SegmentMessage
 from scavenger.observability import logger
 from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.retry import NoDeadline, RetryPolicy
+from scavenger.table import key_attributes
 
 # "auto" aims each segment at SEGMENT_SHARE of a worker's timeout: items per segment
 # = items a worker gets through per second x that time. The rate is the sweep's own,
@@ -200,6 +201,14 @@ class Planner:
         dry_run = dry_run or sweep.dry_run
         previous = self.ledger.latest_run_id(sweep.name)
         running = self.ledger.get_run(previous) if previous is not None else None
+        if previous is not None and running is not None and running.status == "halted":
+            why = running.halt.describe() if running.halt else "no error recorded"
+            reason = (
+                f"run {previous} is halted: {why}; "
+                f"fix it and `scavenger requeue {previous} --halted`"
+            )
+            logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
+            return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
         if previous is not None and running is not None and running.status == "running":
             reason = (
                 f"run {previous} is still running "
@@ -210,6 +219,9 @@ class Planner:
                 reason += f"; sent its {resent} shards whose message was lost again"
             logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
             return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
+        # After the ledger's checks: a run halted by a denied table says so, rather
+        # than failing here on the same denial.
+        self.check_expression(sweep)
         sizing = self._sizing(sweep, running)
         total = sweep.segments if sweep.segments != "auto" else sizing.segments
         now = self.clock().astimezone(UTC).replace(microsecond=0)
@@ -306,6 +318,39 @@ class Planner:
             self.queue.send_all([shard_message(run, first, count) for first, count in lost])
             logger.warning("shards sent again", extra={"run_id": run.run_id, "shards": len(lost)})
         return len(lost)
+
+    def check_expression(self, sweep: Sweep) -> None:
+        """``where``, ``names`` and ``values`` read by DynamoDB itself, before anything is
+        written: a one-item Scan with the workers' filter. A rejection (which every
+        segment would meet) is a ConfigError naming the sweep and the key."""
+        if sweep.where is None:
+            return
+        expressions = Expressions.build(
+            sweep, key_attributes(self.dynamodb, sweep.table, self.retry)
+        )
+        request: dict[str, Any] = {
+            "TableName": sweep.table,
+            "Limit": 1,
+            "ProjectionExpression": expressions.projection,
+            "FilterExpression": expressions.filter,
+            "ExpressionAttributeNames": expressions.projection_names | expressions.filter_names,
+        }
+        if expressions.filter_values:
+            request["ExpressionAttributeValues"] = expressions.filter_values
+        try:
+            self.retry.call(lambda: self.dynamodb.scan(**request), "Scan")
+        except FatalError as exc:
+            code, _, message = str(exc).partition(": ")
+            if code != "ValidationException":
+                raise
+            key = "where"
+            if "ExpressionAttributeNames" in message:
+                key = "names"
+            elif "ExpressionAttributeValues" in message:
+                key = "values"
+            raise ConfigError(
+                f"sweep {sweep.name!r}: {key}: DynamoDB rejects it: {message}"
+            ) from None
 
     def _sizing(self, sweep: Sweep, previous: RunRecord | None) -> Sizing:
         """How "auto" sizes segments (DescribeTable is called either way: it checks the

@@ -20,9 +20,11 @@ from urllib.parse import urlsplit
 from botocore.utils import is_valid_uri
 
 from scavenger.errors import ScavengerError
+from scavenger.ops import output
 
 COMMANDS: dict[str, str] = {
     "demo": "run the whole system on a local emulator and check the result",
+    "local": "start (up) or stop (down) a local stack that stays up for the other commands",
     "plan": "plan a run now, as the scheduled planner does",
     "work": "run a local worker fleet on the configured queue until it drains",
     "status": "list runs, or one run's segments",
@@ -101,7 +103,9 @@ def common_options() -> argparse.ArgumentParser:
         "--stack", help="find the queue, DLQ and ledger in this CloudFormation stack's outputs"
     )
     parent.add_argument(
-        "--json", action="store_true", help="print one JSON object on stdout, human text on stderr"
+        "--json",
+        action="store_true",
+        help="print one JSON object on stdout (the human report then goes to stderr)",
     )
     return parent
 
@@ -140,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _stacks_on_sigusr1()
+    output.json_requested(bool(getattr(args, "json", False)))
     try:
         check_endpoints(args.endpoint_url, os.environ)
         return int(modules[args.command].run(args))

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from scavenger.errors import ConfigError
+from scavenger.expression import ExpressionSyntaxError, check_condition
 
 AgeFormat = Literal["iso8601", "epoch_seconds", "epoch_millis"]
 AGE_FORMATS: tuple[AgeFormat, ...] = ("iso8601", "epoch_seconds", "epoch_millis")
@@ -191,7 +192,7 @@ def load_config(path: str | Path) -> Config:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config: {path} does not exist (pass --config PATH)") from None
+        raise ConfigError(f"config: {path} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"config: cannot read {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
@@ -317,6 +318,10 @@ def _parse_where(
     for key in (*names, *values):
         if key not in used:
             raise ConfigError(f"{key}: defined but not used in where")
+    try:  # the syntax, locally; the planner has DynamoDB read it before a run starts
+        check_condition(condition)
+    except ExpressionSyntaxError as exc:
+        raise ConfigError(f"where: not a condition expression: {exc}") from None
     return condition.strip(), dict(names), dict(values)
 
 

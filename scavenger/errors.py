@@ -32,6 +32,19 @@ class FatalError(Exception):
     """Retrying cannot help (access denied, missing table, invalid request)."""
 
 
+class SystemicError(FatalError):
+    """A fatal error on the swept table that every segment of the run would meet too
+    (access denied, the table missing, the sweep's own expression rejected): the run
+    is halted rather than retried segment by segment."""
+
+    def __init__(self, call: str, resource: str, code: str, message: str):
+        super().__init__(f"{code} on {call} of {resource}: {message}")
+        self.call = call
+        self.resource = resource
+        self.code = code
+        self.message = message
+
+
 class OutOfTime(Exception):
     """Too little of the invocation is left to claim a record and continue it safely:
     the record is handed back (a batch item failure) before any AWS call."""
@@ -57,6 +70,14 @@ THROTTLING_CODES = (
 
 CONDITION_FAILED_CODES = ("ConditionalCheckFailedException",)
 
+# Codes on the swept table that no retry and no other segment can get past: the role
+# lacks the action, or the table (or its region) is wrong.
+SYSTEMIC_CODES = (
+    "AccessDeniedException",
+    "AccessDenied",
+    "ResourceNotFoundException",
+)
+
 
 def error_code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
@@ -80,6 +101,25 @@ def classify(exc: Exception) -> Exception:
     if isinstance(exc, BotoCoreError):
         return FatalError(str(exc))
     return exc
+
+
+def systemic(exc: FatalError, call: str, resource: str) -> SystemicError | None:
+    """``exc``, raised by ``call`` on the swept table ``resource``, as a SystemicError if
+    every segment would meet it; None if it may be this segment's alone.
+
+    A ValidationException counts only when DynamoDB names an expression: the sweep's
+    where, names, values and projection are the same in every segment's requests,
+    while a bad cursor or key is one segment's problem.
+    """
+    cause = exc.__cause__
+    if not isinstance(cause, ClientError):
+        return None
+    code = error_code(cause)
+    message = str(cause.response.get("Error", {}).get("Message", "")) or str(cause)
+    names_expression = code == "ValidationException" and "expression" in message.lower()
+    if code in SYSTEMIC_CODES or names_expression:
+        return SystemicError(call, resource, code, message)
+    return None
 
 
 def _cancelled_transaction(exc: ClientError, message: str) -> Exception:

@@ -105,6 +105,47 @@ class SegmentState:
 
 
 @dataclass(frozen=True)
+class Halt:
+    """Why a run is halted: the first systemic error a worker met on the swept table."""
+
+    call: str
+    resource: str
+    code: str
+    message: str
+    segment: int
+    at: str
+
+    def describe(self) -> str:
+        return f"{self.code} on {self.call} of {self.resource}: {self.message}"
+
+    def to_item(self) -> dict[str, Any]:
+        return {
+            "M": {
+                "call": _s(self.call),
+                "resource": _s(self.resource),
+                "code": _s(self.code),
+                "message": _s(self.message[:MAX_ERROR_LENGTH] or "error"),
+                "segment": _n(self.segment),
+                "at": _s(self.at),
+            }
+        }
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any] | None) -> Halt | None:
+        if item is None:
+            return None
+        fields_ = item["M"]
+        return cls(
+            call=fields_["call"]["S"],
+            resource=fields_["resource"]["S"],
+            code=fields_["code"]["S"],
+            message=fields_["message"]["S"],
+            segment=int(fields_["segment"]["N"]),
+            at=fields_["at"]["S"],
+        )
+
+
+@dataclass(frozen=True)
 class RunRecord:
     run_id: str
     sweep: str
@@ -119,6 +160,9 @@ class RunRecord:
     segments_done: int = 0
     totals: Counts | None = None
     finished_at: str | None = None
+    # While halted: the first systemic error. Once resumed, it is kept as last_halt.
+    halt: Halt | None = None
+    last_halt: Halt | None = None
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> RunRecord:
@@ -135,6 +179,8 @@ class RunRecord:
             segments_done=int(item.get("segments_done", {}).get("N", "0")),
             totals=Counts.from_item(totals) if totals is not None else None,
             finished_at=item.get("finished_at", {}).get("S"),
+            halt=Halt.from_item(item.get("halt")),
+            last_halt=Halt.from_item(item.get("last_halt")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -525,6 +571,83 @@ class Ledger:
                 ":error": _s(error[:MAX_ERROR_LENGTH] or "error"),
                 ":now": _s(now_iso()),
             },
+        )
+
+    # -- halting on a systemic error (DESIGN.md, "Ledger table") ------------------------
+
+    def get_segment_and_run(
+        self, run_id: str, segment: int
+    ) -> tuple[SegmentState | None, RunRecord | None]:
+        """The segment and its run in one consistent BatchGetItem: what a worker's claim
+        reads, so it sees a halted run at no extra round trip."""
+        keys = [
+            {"run_id": _s(run_id), "part": _s(segment_part(segment))},
+            {"run_id": _s(run_id), "part": _s(RUN_PART)},
+        ]
+        found: dict[str, dict[str, Any]] = {}
+        for attempt in range(10):
+            response = self._call(
+                "BatchGetItem",
+                lambda wanted=keys: self.client.batch_get_item(
+                    RequestItems={self.table_name: {"Keys": wanted, "ConsistentRead": True}}
+                ),
+            )
+            for item in response.get("Responses", {}).get(self.table_name, []):
+                found[item["part"]["S"]] = item
+            keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+            if not keys:
+                break
+            time.sleep(min(1.0, 0.05 * 2**attempt))
+        else:
+            raise RetryableError(f"ledger {self.table_name}: batch get left unprocessed keys")
+        state = found.get(segment_part(segment))
+        run = found.get(RUN_PART)
+        return (
+            SegmentState.from_item(state) if state else None,
+            RunRecord.from_item(run) if run else None,
+        )
+
+    def halt_run(self, run_id: str, halt: Halt) -> bool:
+        """Mark a running run halted with ``halt``; False if it was not running (the
+        first halter wins and keeps its error)."""
+        return self._update_key(
+            run_id,
+            RUN_PART,
+            "SET #status = :halted, halt = :halt",
+            "#status = :running",
+            {":halted": _s("halted"), ":running": _s("running"), ":halt": halt.to_item()},
+        )
+
+    def halt_segment(self, run_id: str, segment: int, hop: int, error: str) -> bool:
+        """Mark the segment halted at ``hop``, its cursor and counters as checkpointed.
+
+        False if it is done or a later hop holds it (this message is stale). A hop
+        above the ledger's is a continuation whose hop bump was lost: it is taken.
+        """
+        return self._update(
+            run_id,
+            segment,
+            "SET #status = :halted, #hop = :hop, #last_error = :error, #updated_at = :now, "
+            "first_error = if_not_exists(first_error, :error)",
+            "attribute_exists(run_id) AND #hop <= :hop AND #status <> :done",
+            {
+                ":halted": _s("halted"),
+                ":done": _s("done"),
+                ":hop": _n(hop),
+                ":error": _s(error[:MAX_ERROR_LENGTH] or "error"),
+                ":now": _s(now_iso()),
+            },
+        )
+
+    def resume_run(self, run_id: str) -> bool:
+        """A halted run runs again; its error is kept as ``last_halt``. False if it
+        was not halted."""
+        return self._update_key(
+            run_id,
+            RUN_PART,
+            "SET #status = :running, last_halt = halt REMOVE halt",
+            "#status = :halted",
+            {":halted": _s("halted"), ":running": _s("running")},
         )
 
     # -- completion -------------------------------------------------------------------

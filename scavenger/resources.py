@@ -1,12 +1,13 @@
-"""Where the queue, the DLQ and the ledger are, so an operator never copies URLs.
+"""Where the queue, the DLQ, the ledger and the planner failure queue are, so an
+operator never copies URLs.
 
 Each resource comes from the first source that names it: the config file's
 ``[resources]`` table, then the ``SCAVENGER_*`` environment variables, then the
 outputs of the CloudFormation stack named by ``--stack`` (``QueueUrl``,
-``DlqUrl``, ``LedgerTableName``). The DLQ may also be found from the queue's
-redrive policy. An explicit ``--stack`` whose outputs disagree with an earlier
-source is refused: naming one stack and acting on another's queue is the
-mistake this module exists to prevent.
+``DlqUrl``, ``LedgerTableName``, ``PlannerFailureQueueUrl``). The DLQ may also be
+found from the queue's redrive policy. An explicit ``--stack`` whose outputs
+disagree with an earlier source is refused: naming one stack and acting on
+another's queue is the mistake this module exists to prevent.
 """
 
 from __future__ import annotations
@@ -19,20 +20,34 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from scavenger.config import RESOURCE_KEYS
 from scavenger.errors import ScavengerError, error_code
 
 QUEUE_URL = "queue_url"
 DLQ_URL = "dlq_url"
 LEDGER_TABLE = "ledger_table"
-RESOURCE_NAMES = (QUEUE_URL, DLQ_URL, LEDGER_TABLE)
+# The planner's on-failure destination: scheduled runs that failed after Lambda's retries.
+PLANNER_FAILURES_URL = "planner_failures_url"
+RESOURCE_NAMES = (QUEUE_URL, DLQ_URL, LEDGER_TABLE, PLANNER_FAILURES_URL)
 
 ENVIRONMENT_VARIABLES = {
     QUEUE_URL: "SCAVENGER_QUEUE_URL",
     DLQ_URL: "SCAVENGER_DLQ_URL",
     LEDGER_TABLE: "SCAVENGER_LEDGER_TABLE",
+    PLANNER_FAILURES_URL: "SCAVENGER_PLANNER_FAILURES_URL",
 }
-STACK_OUTPUTS = {QUEUE_URL: "QueueUrl", DLQ_URL: "DlqUrl", LEDGER_TABLE: "LedgerTableName"}
-LABELS = {QUEUE_URL: "queue", DLQ_URL: "DLQ", LEDGER_TABLE: "ledger table"}
+STACK_OUTPUTS = {
+    QUEUE_URL: "QueueUrl",
+    DLQ_URL: "DlqUrl",
+    LEDGER_TABLE: "LedgerTableName",
+    PLANNER_FAILURES_URL: "PlannerFailureQueueUrl",
+}
+LABELS = {
+    QUEUE_URL: "queue",
+    DLQ_URL: "DLQ",
+    LEDGER_TABLE: "ledger table",
+    PLANNER_FAILURES_URL: "planner failure queue",
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +73,10 @@ class Resources:
     @property
     def ledger_table(self) -> str:
         return self._require(LEDGER_TABLE)
+
+    @property
+    def planner_failures_url(self) -> str:
+        return self._require(PLANNER_FAILURES_URL)
 
     @property
     def dlq_url(self) -> str:
@@ -92,8 +111,9 @@ class Resources:
     def _require(self, name: str) -> str:
         found = self._found.get(name)
         if found is None:
+            in_config = f"[resources] {name} in the config or " if name in RESOURCE_KEYS else ""
             raise ScavengerError(
-                f"{LABELS[name]}: not found: set [resources] {name} in the config or "
+                f"{LABELS[name]}: not found: set {in_config}"
                 f"{ENVIRONMENT_VARIABLES[name]}, or pass --stack NAME"
             )
         return found.value

@@ -35,6 +35,10 @@ class Runtime:
                 return sweep
         raise FatalError(f"sweep {name!r} is not in this function's SCAVENGER_SWEEPS")
 
+    def knows_keys(self, table: str) -> bool:
+        """Whether ``table``'s keys are looked up already (no call needed for them)."""
+        return table in self._keys
+
     def key_attributes(self, table: str, retry: RetryPolicy) -> tuple[str, ...]:
         """The table's key names, looked up once per container."""
         if table not in self._keys:

@@ -39,8 +39,16 @@ INVARIANTS = "tests/integration/test_invariants.py"
 # The existing tests that guard each invariant, run against its mutants as well.
 EXISTING: dict[str, list[str]] = {
     "1": ["tests/integration/test_sweep_faults.py", "tests/unit/test_expiry.py"],
-    "2": ["tests/integration/test_sweep_faults.py", "tests/integration/test_ops.py"],
-    "3": ["tests/integration/test_sweep_faults.py", "tests/integration/test_ops.py"],
+    "2": [
+        "tests/integration/test_sweep_faults.py",
+        "tests/integration/test_ops.py",
+        "tests/integration/test_halt.py",
+    ],
+    "3": [
+        "tests/integration/test_sweep_faults.py",
+        "tests/integration/test_ops.py",
+        "tests/integration/test_halt.py",
+    ],
     "4": ["tests/integration/test_sweep_faults.py", "tests/integration/test_ops.py"],
     "5": ["tests/integration/test_sweep_faults.py", "tests/unit/test_retry_and_pacing.py"],
 }

@@ -4,6 +4,9 @@ context with a controllable clock, and a drain loop that plays the SQS event sou
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +21,24 @@ from scavenger.runtime import lambda_runtime
 
 REGION = "us-east-1"
 LEDGER = "scavenger-ledger"
+
+
+def quiet_node_end_of_life_banner() -> None:
+    """jsii's Python runtime prints Node's end-of-life banner line by line as Python byte
+    strings (``b'!!  Node 20 is end-of-life ...'``) into every test run that imports
+    aws_cdk. README says which Node to use; the tests need not repeat it, garbled.
+    Runs when this conftest loads, before tests/infra imports aws_cdk (starting jsii)."""
+    node = shutil.which("node")
+    if node is None:
+        return
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False)
+    major = version.stdout.strip().lstrip("v").split(".")[0]
+    if major.isdigit():
+        os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", major)
+        os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+
+quiet_node_end_of_life_banner()
 
 
 @pytest.fixture(autouse=True)

@@ -3,6 +3,7 @@ and the injected error is raised by botocore exactly as a service error would be
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from typing import Any
@@ -63,3 +64,50 @@ def on_call(client: Any, operation: str, action: Callable[[dict[str, Any]], None
 def tick_per_call(client: Any, advance: Callable[[], None]) -> None:
     """Advance a fake clock on every DynamoDB call (each call 'takes time')."""
     client.meta.events.register("before-call.dynamodb", lambda **_: advance())
+
+
+class RefuseTable:
+    """Answers ``code`` to every data call on ``table`` (a role without its grants, a
+    table gone), as the service would, once ``after_scans`` Scans have gone through and
+    until ``refusing`` is set False (the fix); records each refused call as (operation,
+    segment or None)."""
+
+    OPERATIONS = ("Scan", "DeleteItem", "GetItem", "BatchExecuteStatement", "DescribeTable")
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        *,
+        code: str = "AccessDeniedException",
+        status: int = 400,
+        after_scans: int = 0,
+        operations: tuple[str, ...] = OPERATIONS,
+    ):
+        self.table = table
+        self.code = code
+        self.status = status
+        self.scans_left = after_scans
+        self.refusing = True
+        self.refused: list[tuple[str, int | None]] = []
+        for operation in operations:
+            client.meta.events.register(f"before-call.dynamodb.{operation}", self)
+
+    def _on_table(self, body: dict[str, Any]) -> bool:
+        statements = [entry.get("Statement", "") for entry in body.get("Statements", [])]
+        return body.get("TableName") == self.table or any(
+            f'"{self.table}"' in statement for statement in statements
+        )
+
+    def __call__(
+        self, model: Any, params: dict[str, Any], **_: Any
+    ) -> tuple[AWSResponse, dict[str, Any]] | None:
+        body = json.loads(params["body"] or b"{}")
+        if not self.refusing or not self._on_table(body):
+            return None
+        if self.scans_left > 0:
+            if model.name == "Scan":
+                self.scans_left -= 1
+            return None
+        self.refused.append((model.name, body.get("Segment")))
+        return error_response(self.code, self.status)

@@ -11,18 +11,20 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from scavenger.config import Sweep
-from scavenger.errors import FatalError, RetryableError
+from scavenger.errors import FatalError, RetryableError, SystemicError, systemic
 from scavenger.expiry import Age, AgeRule, Expressions
-from scavenger.ledger import Counts, Ledger, SegmentState
+from scavenger.ledger import Counts, Halt, Ledger, SegmentState, now_iso
 from scavenger.message import Key, SegmentMessage
 from scavenger.observability import logger
 from scavenger.queue import SegmentQueue
 from scavenger.retry import Budget, RetryPolicy
 from scavenger.runtime import Runtime
 from scavenger.table import Meter, SweptTable
+
+T = TypeVar("T")
 
 # How many times a delete whose condition failed is tried again on an item that
 # was rewritten and is still expired (a writer that keeps rewriting it wins).
@@ -34,6 +36,7 @@ class Outcome(enum.Enum):
     CONTINUED = "continued"  # out of time: a continuation (hop + 1) is on the queue
     DROPPED = "dropped"  # duplicate, stale hop or finished segment: nothing to do
     SUPERSEDED = "superseded"  # another worker checkpointed first: it owns the segment
+    HALTED = "halted"  # the run is halted: the segment keeps its checkpoint, resumed by requeue
 
 
 @dataclass(frozen=True)
@@ -160,10 +163,14 @@ class SegmentSweeper:
                 return SweepResult(Outcome.DONE, self.counts)
 
     def _claim(self) -> SegmentState | SweepResult:
-        """Compare the message with the ledger: proceed, or drop a duplicate/stale hop."""
+        """Compare the message with the ledger: proceed, or drop a duplicate/stale hop.
+
+        The run item comes in the same read: in a halted run the segment is marked
+        halted at its checkpoint and the message let go, without touching the table.
+        """
         hop = self.message.hop
         for _ in range(3):
-            state = self.ledger.get_segment(self.message.run_id, self.message.segment)
+            state, run = self.ledger.get_segment_and_run(self.message.run_id, self.message.segment)
             if state is None:
                 raise FatalError(
                     f"segment {self.message.segment} of run {self.message.run_id} "
@@ -176,6 +183,13 @@ class SegmentSweeper:
                 return SweepResult(Outcome.DROPPED, reason="segment already done")
             if hop < state.hop:
                 return SweepResult(Outcome.DROPPED, reason=f"stale hop {hop} < {state.hop}")
+            if run is not None and run.halt is not None:
+                return halt_segment(self.ledger, self.message, run.halt.describe())
+            if state.status == "halted":
+                return SweepResult(
+                    Outcome.DROPPED,
+                    reason="segment halted: `scavenger requeue RUN_ID --halted` resumes it",
+                )
             if hop == state.hop:
                 return state
             if self.ledger.raise_hop(self.message.run_id, self.message.segment, hop):
@@ -278,8 +292,56 @@ class SegmentSweeper:
             logger.info("run done", extra={"totals": totals.as_dict()})
 
 
+class SweptTableRetry(RetryPolicy):
+    """The retry policy of one swept table's calls: a fatal error that every segment
+    would meet too is raised as SystemicError, naming the call and the table."""
+
+    def __init__(self, table: str, budget: Budget, **options: Any):
+        super().__init__(budget, **options)
+        self.table = table
+
+    def call(self, operation: Callable[[], T], what: str) -> T:
+        try:
+            return super().call(operation, what)
+        except FatalError as exc:
+            found = systemic(exc, what, self.table)
+            if found is None:
+                raise
+            raise found from exc
+
+
+def halt_run(ledger: Ledger, message: SegmentMessage, error: SystemicError) -> SweepResult:
+    """Halt the run on ``error`` (the first halter's error is kept), then this segment.
+
+    The run goes first: a crash in between leaves a redelivery that finds the run
+    halted and halts the segment. Ledger errors propagate: the record then fails and
+    comes back, as for any other failure.
+    """
+    halt = Halt(
+        call=error.call,
+        resource=error.resource,
+        code=error.code,
+        message=error.message,
+        segment=message.segment,
+        at=now_iso(),
+    )
+    first = ledger.halt_run(message.run_id, halt)
+    logger.error(
+        "run halted" if first else "systemic error in a run that is no longer running",
+        extra={"call": error.call, "resource": error.resource, "error": str(error)},
+    )
+    return halt_segment(ledger, message, str(error))
+
+
+def halt_segment(ledger: Ledger, message: SegmentMessage, error: str) -> SweepResult:
+    """Mark the segment halted at its checkpoint and let its message go."""
+    if ledger.halt_segment(message.run_id, message.segment, message.hop, f"halted: {error}"):
+        return SweepResult(Outcome.HALTED, reason=error)
+    return SweepResult(Outcome.DROPPED, reason="halted run: segment done or held by a later hop")
+
+
 def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -> SweepResult:
-    """Wire the adapters for one message and sweep it."""
+    """Wire the adapters for one message and sweep it; halt the run on a systemic error."""
     settings = runtime.settings
     sweep = runtime.sweep(message.sweep)
     if sweep.table != message.table:
@@ -288,24 +350,41 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
     meter = Meter()
     # Data-plane calls give up while there is still time to checkpoint and continue;
     # ledger and queue calls may use that reserve.
-    data_retry = RetryPolicy(
-        deadline, floor_seconds=margin, sleep=runtime.sleep, on_retry=meter.count_retry
-    )
-    control_retry = RetryPolicy(deadline, floor_seconds=margin / 10, sleep=runtime.sleep)
-    keys = runtime.key_attributes(message.table, control_retry)
-    table = SweptTable(
-        runtime.dynamodb, message.table, keys, Expressions.build(sweep, keys), data_retry, meter
-    )
-    return SegmentSweeper(
-        message=message,
-        sweep=sweep,
-        ledger=Ledger(runtime.dynamodb, settings.ledger_table, control_retry),
-        table=table,
-        queue=SegmentQueue(runtime.sqs, settings.queue_url, control_retry),
-        deadline=deadline,
-        meter=meter,
-        page_size=settings.page_size,
-        max_hops=settings.max_hops,
+    data_retry = SweptTableRetry(
+        message.table,
+        deadline,
         floor_seconds=margin,
         sleep=runtime.sleep,
-    ).run()
+        on_retry=meter.count_retry,
+    )
+    control_retry = RetryPolicy(deadline, floor_seconds=margin / 10, sleep=runtime.sleep)
+    ledger = Ledger(runtime.dynamodb, settings.ledger_table, control_retry)
+    if not runtime.knows_keys(message.table):
+        # The key lookup below is a call to the swept table, made before the claim:
+        # in a halted run, a cold container stops here without making it.
+        run = ledger.get_run(message.run_id)
+        if run is not None and run.halt is not None:
+            return halt_segment(ledger, message, run.halt.describe())
+    try:
+        lookup = SweptTableRetry(
+            message.table, deadline, floor_seconds=margin / 10, sleep=runtime.sleep
+        )
+        keys = runtime.key_attributes(message.table, lookup)
+        table = SweptTable(
+            runtime.dynamodb, message.table, keys, Expressions.build(sweep, keys), data_retry, meter
+        )
+        return SegmentSweeper(
+            message=message,
+            sweep=sweep,
+            ledger=ledger,
+            table=table,
+            queue=SegmentQueue(runtime.sqs, settings.queue_url, control_retry),
+            deadline=deadline,
+            meter=meter,
+            page_size=settings.page_size,
+            max_hops=settings.max_hops,
+            floor_seconds=margin,
+            sleep=runtime.sleep,
+        ).run()
+    except SystemicError as exc:
+        return halt_run(ledger, message, exc)

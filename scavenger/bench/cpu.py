@@ -89,6 +89,13 @@ def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
     return {"Item": item}
 
 
+def _ledger_batch(request: dict[str, Any]) -> dict[str, Any]:
+    """The claim's read of the segment with its run (Ledger.get_segment_and_run)."""
+    ((table, wanted),) = request["RequestItems"].items()
+    items = [_ledger_segment({"Key": key})["Item"] for key in wanted["Keys"]]
+    return {"Responses": {table: items}, "UnprocessedKeys": {}}
+
+
 # The run the benchmarked segment finishes in: one of its two segments counted.
 RUN_ITEM = {
     "run_id": {"S": "bench"},
@@ -122,6 +129,7 @@ def _dynamodb(pages: int, page_size: int) -> Any:
                 }
             },
             "GetItem": _ledger_segment,
+            "BatchGetItem": _ledger_batch,
             "UpdateItem": lambda r: {},
             "TransactWriteItems": lambda r: {},
         },

@@ -46,6 +46,7 @@ from scavenger.errors import ScavengerError
 from scavenger.local.demo import DEFAULT_BATCH_SIZE
 from scavenger.local.emulator import DYNAMODB_BACKENDS, require_dynalite
 from scavenger.ops.context import engine_logs_on_stderr
+from scavenger.ops.output import console, messages
 from scavenger.settings import DEFAULT_PAGE_SIZE
 
 MEANINGS = {
@@ -149,25 +150,25 @@ def run(args: argparse.Namespace) -> int:
         require_dynalite()
     from scavenger.bench.throughput import measure_cpu, run_bench  # imports boto3
 
-    console = Console(stderr=True)
-    with engine_logs_on_stderr(), ProgressObserver(console) as observer:
+    progress, out = messages(), console()
+    with engine_logs_on_stderr(), ProgressObserver(progress) as observer:
         report = run_bench(replace(options, cpu=False), observer)
     if options.cpu:
         # Outside engine_logs_on_stderr: the worker logs at its Lambda level, as it costs there.
-        with console.status("measuring the worker's CPU per deleted item (canned responses)"):
+        with progress.status("measuring the worker's CPU per deleted item (canned responses)"):
             report.cpu = measure_cpu(options)
-    console.print(report_table(report))
+    out.print(report_table(report))
     if report.cpu is not None:
-        console.print(cpu_table(report))
+        out.print(cpu_table(report))
     for run in report.runs:
         if not run.ok:
-            console.print(
+            out.print(
                 f"[bold red]VOID[/] {run.mode} repeat {run.repeat + 1}: "
                 f"{run.wrongly_deleted} wrongly deleted, {run.missed} missed"
             )
         log_file = run.detail.get("log_file")
         if log_file:
-            console.print(f"function logs of fleet repeat {run.repeat + 1}: {log_file}")
+            progress.print(f"function logs of fleet repeat {run.repeat + 1}: {log_file}")
     if args.json:
         json.dump(report.as_dict(), sys.stdout)
         sys.stdout.write("\n")

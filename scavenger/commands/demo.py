@@ -1,7 +1,8 @@
 """``scavenger demo``: the whole system on a local emulator, checked against the truth.
 
 Exit 0 only when nothing was wrongly deleted and nothing expired was missed.
-Progress and the report go to stderr; ``--json`` prints the report on stdout.
+The report goes to stdout (with ``--json``, the JSON object, and the table to
+stderr); progress and notes go to stderr.
 ``--chaos`` runs the same sweep under injected faults, reproducibly from
 ``--seed`` (scavenger/local/chaos.py), and also requires that no message was
 lost and that the ledger's totals match the table's real change.
@@ -10,10 +11,13 @@ lost and that the ledger's totals match the table's real change.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import secrets
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +33,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from scavenger.errors import ScavengerError
 from scavenger.local.chaos import (
     DEFAULT_ITEMS as CHAOS_ITEMS,
 )
@@ -48,7 +53,8 @@ from scavenger.local.demo import (
 )
 from scavenger.local.emulator import DYNAMODB_BACKENDS, default_backend, require_backend
 from scavenger.local.fleet import default_workers
-from scavenger.ops.context import engine_logs_on_stderr
+from scavenger.ops.context import aws_errors_as_user_errors, engine_logs_on_stderr
+from scavenger.ops.output import console, messages
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,21 +118,33 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         timeout_seconds=DEFAULT_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
         batch_size=_batch_size(args.batch_size),
-        dynamodb=default_backend(args.dynamodb, args.endpoint_url),
+        dynamodb=args.dynamodb or "moto",
         endpoint_url=args.endpoint_url,
         region=args.region,
         seed=args.seed,
         log_path=args.log_file,
     )
-    from scavenger.local.demo import run_demo  # imports boto3; after argument checks
+    # After the checks: a mistake stays the only line, even where Java is missing.
+    options = dataclasses.replace(
+        options, dynamodb=default_backend(args.dynamodb, args.endpoint_url)
+    )
+    from scavenger.local.demo import check_endpoint, run_demo  # imports boto3; after checks
 
     require_backend(options.dynamodb)
-    console = Console(stderr=True)
-    with engine_logs_on_stderr(), ProgressObserver(console) as observer:
+    if options.endpoint_url is not None:
+        with aws_errors_as_user_errors():
+            check_endpoint(options.endpoint_url, options.region)
+
+    with (
+        logs_named_on_failure(),
+        aws_errors_as_user_errors(),
+        engine_logs_on_stderr(),
+        ProgressObserver(messages()) as observer,
+    ):
         report = run_demo(options, observer)
-    console.print(report_table(report))
+    console().print(report_table(report))
     if report.log_path:
-        console.print(f"function logs: {report.log_path}")
+        messages().print(f"function logs: {report.log_path}", markup=False, highlight=False)
     if args.json:
         json.dump(report.as_dict(), sys.stdout)
         sys.stdout.write("\n")
@@ -147,22 +165,53 @@ def run_chaos_demo(args: argparse.Namespace) -> int:
         segments=args.segments,
         workers=args.workers,
         timeout_seconds=CHAOS_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
-        dynamodb=default_backend(args.dynamodb, None),
+        dynamodb=args.dynamodb or "moto",
         log_path=args.log_file,
     )
+    options = dataclasses.replace(options, dynamodb=default_backend(args.dynamodb, None))
     from scavenger.local.chaos import run_chaos  # imports boto3; after argument checks
 
     require_backend(options.dynamodb)
-    console = Console(stderr=True)
-    with engine_logs_on_stderr(), ProgressObserver(console) as observer:
+    with (
+        logs_named_on_failure(),
+        aws_errors_as_user_errors(),
+        engine_logs_on_stderr(),
+        ProgressObserver(messages()) as observer,
+    ):
         report = run_chaos(options, observer)
-    console.print(chaos_table(report))
+    console().print(chaos_table(report))
     if report.log_path:
-        console.print(f"function logs: {report.log_path}")
+        messages().print(f"function logs: {report.log_path}", markup=False, highlight=False)
     if args.json:
         json.dump(report.as_dict(), sys.stdout)
         sys.stdout.write("\n")
     return 0 if report.ok else 1
+
+
+@contextlib.contextmanager
+def logs_named_on_failure() -> Iterator[None]:
+    """A demo that stops early names the function logs it kept (a note on the exception):
+    within a user error's one line, or on a line of its own after an interrupt."""
+    try:
+        yield
+    except ScavengerError as exc:
+        notes = _notes(exc)
+        if notes:
+            raise ScavengerError(f"{exc} ({'; '.join(notes)})") from exc
+        raise
+    except KeyboardInterrupt as exc:
+        for note in _notes(exc):
+            messages().print(note, markup=False, highlight=False)
+        raise
+
+
+def _notes(exc: BaseException | None) -> list[str]:
+    """The notes of ``exc`` and of the exceptions it was raised from."""
+    notes: list[str] = []
+    while exc is not None:
+        notes.extend(getattr(exc, "__notes__", []))
+        exc = exc.__cause__
+    return notes
 
 
 def chaos_table(report: ChaosReport) -> Table:

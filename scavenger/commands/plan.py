@@ -2,19 +2,28 @@
 
 The sweeps come from ``--config`` (or ``SCAVENGER_SWEEPS``); the queue and the
 ledger from resource discovery. A sweep whose previous run is still running is
-not started again (exit 1, with the reason).
+not started again (exit 1, with the reason). Every sweep's ``where`` is read by
+DynamoDB (a one-item Scan) before any run starts: a rejected one is exit 2 with
+nothing written.
+
+``--from-failed`` replays the scheduled runs that failed on AWS after Lambda's
+retries, kept on the planner failure queue (``PlannerFailureQueueUrl``,
+``SCAVENGER_PLANNER_FAILURES_URL``): each record is deleted only after its
+replay succeeded (exit 1 if any is kept).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 import os
 from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
-from planner.plan import Planner, PlanResult
+from planner.plan import Planner, PlanRequest, PlanResult
 from scavenger.cost import Prices, projected_run
 from scavenger.errors import ConfigError
 from scavenger.ops.context import (
@@ -24,6 +33,7 @@ from scavenger.ops.context import (
     engine_logs_on_stderr,
     load_optional_config,
 )
+from scavenger.ops.failed_plans import Replay, replay_kept_failures
 from scavenger.ops.output import console, print_json
 from scavenger.settings import DEFAULT_PAGE_SIZE
 
@@ -33,11 +43,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="count what would be deleted, delete nothing"
     )
+    parser.add_argument(
+        "--from-failed",
+        action="store_true",
+        help="replay the scheduled runs that failed on AWS after Lambda's retries (kept on "
+        "the planner failure queue: stack output PlannerFailureQueueUrl or "
+        "SCAVENGER_PLANNER_FAILURES_URL); each is removed only once its replay succeeded",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_optional_config(args.config)
     sweeps = configured_sweeps(config, os.environ)
+    if args.from_failed:
+        if args.sweep is not None or args.dry_run:
+            raise ConfigError(
+                "--from-failed replays each kept event as it was sent: drop --sweep and --dry-run"
+            )
+        return run_from_failed(args, sweeps)
     if args.sweep is not None:
         known = {sweep.name: sweep for sweep in sweeps}
         if args.sweep not in known:
@@ -45,10 +68,18 @@ def run(args: argparse.Namespace) -> int:
                 f"--sweep {args.sweep}: not configured (configured: {', '.join(sorted(known))})"
             )
         sweeps = (known[args.sweep],)
-    with aws_errors_as_user_errors(), engine_logs_on_stderr():
+    # The planner's "sweep not started" warning is the table's note already: errors only.
+    with aws_errors_as_user_errors(), engine_logs_on_stderr(logging.ERROR):
         operator = Operator.from_args(args)
         planner = Planner(ledger=operator.ledger, queue=operator.queue, dynamodb=operator.dynamodb)
-        results = [planner.plan(sweep, dry_run=args.dry_run) for sweep in sweeps]
+        for sweep in sweeps:  # every sweep checked before any run starts
+            planner.check_expression(sweep)
+        results = []
+        for sweep in sweeps:
+            result = planner.plan(sweep, dry_run=args.dry_run)
+            if not result.started:  # the row says what was asked for
+                result = dataclasses.replace(result, dry_run=args.dry_run or sweep.dry_run)
+            results.append(result)
         tables = {sweep.name: sweep.table for sweep in sweeps}
         ceilings = {
             result.sweep: cost_ceiling(operator.dynamodb, tables[result.sweep], result)
@@ -66,6 +97,56 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     return 0 if all(result.started for result in results) else 1
+
+
+def run_from_failed(args: argparse.Namespace, sweeps: tuple[Any, ...]) -> int:
+    known = {sweep.name: sweep for sweep in sweeps}
+    with aws_errors_as_user_errors(), engine_logs_on_stderr():
+        operator = Operator.from_args(args)
+        queue_url = operator.resources.planner_failures_url
+        planner = Planner(ledger=operator.ledger, queue=operator.queue, dynamodb=operator.dynamodb)
+
+        def replay(request: PlanRequest) -> list[PlanResult]:
+            if request.sweep is not None and request.sweep not in known:
+                raise ConfigError(
+                    f"sweep {request.sweep!r} is not configured "
+                    f"(configured: {', '.join(sorted(known))})"
+                )
+            chosen = [known[request.sweep]] if request.sweep else list(sweeps)
+            return [planner.plan(sweep, dry_run=request.dry_run) for sweep in chosen]
+
+        outcomes = replay_kept_failures(operator.sqs, queue_url, replay)
+    render_replays(outcomes)
+    if args.json:
+        print_json({"replayed": [outcome.to_json() for outcome in outcomes]})
+    return 0 if all(outcome.deleted for outcome in outcomes) else 1
+
+
+def render_replays(outcomes: list[Replay]) -> None:
+    if not outcomes:
+        console().print("no failed planner run is kept: nothing to replay")
+        return
+    table = Table(title="replayed planner failures", title_justify="left")
+    for column in ("failed at", "original error", "replay", "record"):
+        table.add_column(column)
+    for outcome in outcomes:
+        failure = outcome.failure
+        if outcome.error:
+            replay = f"failed: {outcome.error}"
+        else:
+            replay = "; ".join(
+                f"{r.sweep}: run {r.run_id} started"
+                if r.started
+                else f"{r.sweep}: not started ({r.reason})"
+                for r in outcome.results
+            )
+        table.add_row(
+            escape(failure.failed_at if failure else "-"),
+            escape((failure.error or failure.condition) if failure else "-"),
+            escape(replay or "no sweep"),
+            "deleted" if outcome.deleted else "kept",
+        )
+    console().print(table)
 
 
 def cost_ceiling(dynamodb: Any, table: str, result: PlanResult) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from scavenger.errors import ScavengerError
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.ops.dlq import DeadLetterQueue, MoveTask, NativeMove, Redriver, RedriveReport
-from scavenger.ops.output import console, print_json
+from scavenger.ops.output import console, messages, print_json
 from scavenger.resources import DLQ_URL, QUEUE_URL
 
 NATIVE_POLL_SECONDS = 2.0
@@ -65,7 +65,7 @@ class progress_bar:
     """A progress bar on stderr; entering returns the 'one more message' callback."""
 
     def __init__(self, label: str, total: int):
-        out = console()
+        out = messages()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -102,14 +102,15 @@ def native(args: argparse.Namespace, move: NativeMove, dlq: DeadLetterQueue) -> 
             print_json({"mode": "native", "dry_run": True, "would_move": visible + in_flight})
         return 0
     move.start()
+    progress_out = messages()
     with Progress(
         TextColumn("native redrive {task.fields[status]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
-        console=out,
+        console=progress_out,
         transient=True,
-        disable=not out.is_terminal,
+        disable=not progress_out.is_terminal,
     ) as progress:
         task_id = progress.add_task("move", total=None, status="STARTING")
 

@@ -1,8 +1,11 @@
-"""``scavenger requeue RUN_ID --segment N [--segment M ...] [--from-start] [--force]``.
+"""``scavenger requeue RUN_ID --segment N [--segment M ...] [--from-start] [--force]``
+or ``scavenger requeue RUN_ID --halted``.
 
 Re-enqueues segments from their ledger checkpoint (or from the start), in each
-segment's own message group. Every refusal is checked before anything changes.
-Running it again after an interruption finishes what the first run started.
+segment's own message group; ``--halted`` resumes every halted segment of a run
+halted by a systemic error, once its cause is fixed. Every refusal is checked
+before anything changes. Running it again after an interruption finishes what the
+first run started.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 from rich.markup import escape
 from rich.table import Table
 
+from scavenger.errors import ScavengerError
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import console, print_json
@@ -20,14 +24,20 @@ from scavenger.ops.requeue import Requeuer, RequeueReport
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", metavar="RUN_ID", help="the run (see `scavenger status`)")
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument(
         "--segment",
         dest="segments",
         metavar="N",
         type=int,
         action="append",
-        required=True,
         help="segment number; repeat for more",
+    )
+    which.add_argument(
+        "--halted",
+        action="store_true",
+        help="resume every halted segment from its checkpoint and set the run running again "
+        "(after fixing what halted it: `scavenger status` shows the error)",
     )
     parser.add_argument(
         "--from-start",
@@ -42,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.halted and (args.from_start or args.force):
+        flag = "--from-start" if args.from_start else "--force"
+        raise ScavengerError(f"{flag} cannot be used with --halted")
     with aws_errors_as_user_errors(), engine_logs_on_stderr():
         operator = Operator.from_args(args)
         dlq_url = operator.resources.optional_dlq_url()
@@ -50,9 +63,12 @@ def run(args: argparse.Namespace) -> int:
             operator.queue,
             DeadLetterQueue(operator.sqs, dlq_url) if dlq_url else None,
         )
-        record, decisions = requeuer.decide(
-            args.run_id, args.segments, from_start=args.from_start, force=args.force
-        )
+        if args.halted:
+            record, decisions = requeuer.decide_halted(args.run_id)
+        else:
+            record, decisions = requeuer.decide(
+                args.run_id, args.segments, from_start=args.from_start, force=args.force
+            )
         report = requeuer.execute(record, decisions)
     render(report)
     if args.json:
@@ -82,5 +98,7 @@ def render(report: RequeueReport) -> None:
             result,
         )
     out.print(table)
+    if report.resumed_run:
+        out.print("the run was halted and is running again")
     if report.reopened_run:
         out.print("the run was done and is running again until these segments finish")

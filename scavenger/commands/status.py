@@ -7,6 +7,7 @@ made visible again at once) to mark the segments whose message sits there.
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,7 +16,12 @@ from rich.table import Table
 
 from scavenger.cost import Prices, projected_run
 from scavenger.errors import ScavengerError
-from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
+from scavenger.ops.context import (
+    Operator,
+    aws_errors_as_user_errors,
+    engine_logs_on_stderr,
+    require_known_sweep,
+)
 from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import ago, console, human_duration, print_json
 from scavenger.ops.status import RunDetail, RunSummary, recent_runs, run_detail
@@ -40,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         operator = Operator.from_args(args)
         if args.run_id is None:
             runs = recent_runs(operator.ledger, per_sweep=args.limit, sweep=args.sweep)
+            if args.sweep is not None and not runs:
+                require_known_sweep(args.sweep, operator.config, os.environ)
             render_runs(runs, now)
             if args.json:
                 print_json(
@@ -108,6 +116,23 @@ def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
                 ago(summary.last_progress, now),
             )
     out.print(table)
+    for summaries in runs.values():
+        for summary in summaries:
+            print_halt(summary)
+
+
+def print_halt(summary: RunSummary) -> None:
+    """A halted run's cause and the way out, under the table that lists it."""
+    run = summary.run
+    if run.status != "halted" or run.halt is None:
+        return
+    halt = run.halt
+    console().print(
+        f"run {run.run_id} is halted: {escape(halt.code)} on {halt.call} of "
+        f"{escape(halt.resource)} (segment {halt.segment}, {halt.at}): "
+        f"{escape(halt.message[:MAX_ERROR_SHOWN])}; {summary.halted} segment(s) halted. "
+        f"Fix it, then `scavenger requeue {run.run_id} --halted`"
+    )
 
 
 def render_detail(detail: RunDetail, now: datetime) -> None:
@@ -121,6 +146,7 @@ def render_detail(detail: RunDetail, now: datetime) -> None:
         f"cutoff {run.cutoff}  started {run.created_at}  "
         f"duration {human_duration(summary.seconds)}"
     )
+    print_halt(summary)
     table = Table(show_lines=False)
     columns = ("seg", "status", "hop", "scanned", "expired", "deleted", "skipped")
     for column in (*columns, "unparseable", "throttled"):

@@ -10,12 +10,8 @@ account alike.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sys
 from pathlib import Path
-
-from rich.console import Console
 
 from scavenger import aws
 from scavenger.config import sweeps_to_json
@@ -35,6 +31,7 @@ from scavenger.ops.context import (
     configured_sweeps,
     engine_logs_on_stderr,
 )
+from scavenger.ops.output import console, messages, print_json
 
 DEFAULT_TIMEOUT_SECONDS = 300.0  # the deployed worker's timeout (infra)
 
@@ -95,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
             log_path=args.log_file,
         )
         fleet = Fleet(options, operator.sqs)
-    console = Console(stderr=True)
-    with console.status("starting the fleet") as status:
+    with messages().status("starting the fleet") as status:
 
         def show(stats: FleetStats) -> None:
             status.update(
@@ -106,14 +102,13 @@ def run(args: argparse.Namespace) -> int:
 
         with engine_logs_on_stderr(), aws_errors_as_user_errors():
             stats = fleet.run(on_tick=show)
-    console.print(
+    console().print(
         f"queue drained in {stats.seconds:.1f}s: {stats.invocations} invocations, "
         f"{stats.succeeded} records done, {stats.failed} failed, "
         f"{stats.continuations} continuations, {stats.timeouts} timeouts, DLQ {stats.dlq}"
     )
     if args.json:
-        json.dump(stats.as_dict(), sys.stdout)
-        sys.stdout.write("\n")
+        print_json(stats.as_dict())
     return 0
 
 

@@ -401,15 +401,26 @@ class ContainerChaos:
         call: CallRecord | None = context.get(CALL)
         if call is None:
             return
-        if call.operation == "GetItem" and call.params.get("TableName") == self.ledger_table:
-            part = call.params.get("Key", {}).get("part", {}).get("S", "")
-            if part.startswith("SEG#") and part != self.segment:
-                self._settle("record ended before its checkpoint")
-                self.segment = part
+        part = self._segment_read(call)
+        if part and part != self.segment:
+            self._settle("record ended before its checkpoint")
+            self.segment = part
         if call.operation == "DeleteItem" and call.params.get("TableName") == self.table:
             self._maybe_kill("mid_page")
         if self._carries_deletes(call):
             self.journal.record(CHECKPOINT_SENT, container=self.ordinal)
+
+    def _segment_read(self, call: CallRecord) -> str:
+        """The SEG# part a ledger read names: a record's claim (BatchGetItem of the
+        segment and its run) or a GetItem of the segment; "" for any other call."""
+        if call.operation == "GetItem" and call.params.get("TableName") == self.ledger_table:
+            keys = [call.params.get("Key", {})]
+        elif call.operation == "BatchGetItem":
+            keys = call.params.get("RequestItems", {}).get(self.ledger_table, {}).get("Keys", [])
+        else:
+            return ""
+        parts = (str(key.get("part", {}).get("S", "")) for key in keys)
+        return next((part for part in parts if part.startswith("SEG#")), "")
 
     def _before_send(self, service: str, request: AWSPreparedRequest) -> AWSResponse | None:
         """Per attempt: throttle or fail it unsent, or send it and answer 500 anyway."""

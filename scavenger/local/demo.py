@@ -25,12 +25,13 @@ from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from scavenger import aws
 from scavenger.config import Sweep, load_config, sweeps_to_json
 from scavenger.cost import Prices, estimate
 from scavenger.errors import ScavengerError
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Counts, Ledger
-from scavenger.local.emulator import DynamoDBBackend, Emulator, Endpoints
+from scavenger.local.emulator import FAKE_CREDENTIALS, DynamoDBBackend, Emulator, Endpoints
 from scavenger.local.fleet import (
     Fleet,
     FleetOptions,
@@ -265,7 +266,8 @@ def run_demo(options: DemoOptions, observer: DemoObserver | None = None) -> Demo
     """Start the emulator, seed, plan, sweep with the fleet, verify; stop everything.
 
     The functions' logs go to ``options.log_path``, or to a temporary file that is
-    removed when the check passes and kept (and named in the report) when it fails.
+    removed when the check passes (or when the demo stops before any function ran) and
+    is otherwise kept and named: in the report, or in a note on the exception.
     """
     observer = observer or QuietObserver()
     started = time.monotonic()
@@ -275,17 +277,44 @@ def run_demo(options: DemoOptions, observer: DemoObserver | None = None) -> Demo
             emulator = Emulator(
                 dynamodb=options.dynamodb, endpoint_url=options.endpoint_url, region=options.region
             )
-            observer.stage(f"starting the emulator (DynamoDB on {options.dynamodb})")
+            observer.stage(_starting(options))
             with emulator as endpoints:
                 report = _run(options, endpoints, Path(workdir), log_path, observer, started)
     except BaseException as exc:
-        exc.add_note(f"function logs: {log_path}")
+        if options.log_path is None and _is_empty(log_path):
+            log_path.unlink(missing_ok=True)  # nothing ran: nothing to keep
+        else:
+            exc.add_note(f"function logs: {log_path}")
         raise
     if report.ok and options.log_path is None:
         log_path.unlink(missing_ok=True)
     else:
         report.log_path = str(log_path)
     return report
+
+
+def check_endpoint(endpoint_url: str, region: str | None) -> None:
+    """Fail before anything starts (one line, no progress) when nothing answers at
+    ``--endpoint-url``. The emulators take any credentials; a real profile is kept."""
+    for name, value in FAKE_CREDENTIALS.items():
+        os.environ.setdefault(name, value)
+    aws.client("sqs", endpoint_url=endpoint_url, region=region).list_queues()
+
+
+def _starting(options: DemoOptions) -> str:
+    """What the emulator step does: start one, or use the one at ``--endpoint-url``."""
+    if options.endpoint_url is None:
+        return f"starting the emulator (DynamoDB on {options.dynamodb})"
+    if options.dynamodb == "moto":
+        return f"using the emulator at {options.endpoint_url}"
+    return f"starting DynamoDB on {options.dynamodb}; SQS at {options.endpoint_url}"
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return True
 
 
 def _temporary_log() -> Path:
@@ -404,6 +433,7 @@ def create_resources(
     suffix: str,
     timeout: float,
     max_receive_count: int = MAX_RECEIVE_COUNT,
+    queue_prefix: str = "scavenger-demo",
 ) -> DemoResources:
     table = f"Workers{suffix}"
     ledger_table = f"scavenger-ledger{suffix}"
@@ -418,7 +448,7 @@ def create_resources(
         # DESIGN: the visibility timeout is at least 6x the worker timeout.
         queues = create_queues(
             sqs,
-            f"scavenger-demo{suffix}",
+            f"{queue_prefix}{suffix}",
             visibility_timeout=max(1, int(6 * timeout)),
             max_receive_count=max_receive_count,
         )
@@ -449,7 +479,13 @@ def create_demo_table(dynamodb: Any, table: str) -> None:
 
 def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second: int = 0) -> Sweep:
     """The sweep, as a user would write it, read back by the real config parser."""
-    path.write_text(
+    path.write_text(sweep_toml(table, segments, deletes_per_second), encoding="utf-8")
+    return load_config(path).sweep(SWEEP_NAME)
+
+
+def sweep_toml(table: str, segments: int, deletes_per_second: int = 0) -> str:
+    """The demo's sweep as ``[[sweeps]]`` TOML: what a user would write for this table."""
+    return (
         "[[sweeps]]\n"
         f'name = "{SWEEP_NAME}"\n'
         f'table = "{table}"\n'
@@ -460,10 +496,8 @@ def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second
         'names = { "#c" = "Completed" }\n'
         'values = { ":n1" = 1, ":s1" = "1" }\n'
         f"segments = {segments}\n"
-        f"deletes_per_second = {deletes_per_second}\n",
-        encoding="utf-8",
+        f"deletes_per_second = {deletes_per_second}\n"
     )
-    return load_config(path).sweep(SWEEP_NAME)
 
 
 def seed_table(

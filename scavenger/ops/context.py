@@ -57,6 +57,21 @@ def configured_sweeps(config: Config | None, env: Mapping[str, str]) -> tuple[Sw
     return load_sweeps_json(raw)
 
 
+def require_known_sweep(name: str, config: Config | None, env: Mapping[str, str]) -> None:
+    """A ``--sweep`` with no runs must at least be configured: a typo is a mistake to
+    name, not an empty answer. (A sweep since removed from the config still has runs.)"""
+    try:
+        known = sorted(sweep.name for sweep in configured_sweeps(config, env))
+    except ConfigError:
+        known = []
+    if name not in known:
+        listed = ", ".join(known) if known else f"none here ({DEFAULT_CONFIG} or SCAVENGER_SWEEPS)"
+        raise ConfigError(
+            f"--sweep {name}: no such sweep: not configured and no runs in the ledger "
+            f"(configured: {listed})"
+        )
+
+
 @dataclass
 class Operator:
     """One command's view of the deployment: clients, resources and the ledger."""
@@ -118,19 +133,38 @@ def aws_errors_as_user_errors() -> Iterator[None]:
         raise ScavengerError(str(exc)) from exc
 
 
+class OneLineLogFormatter(logging.Formatter):
+    """A log record as one human line (``warning: message (key=value, ...)``): stderr
+    carries warnings for a person, not the JSON that Lambda's log pipeline reads."""
+
+    STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = ", ".join(
+            f"{key}={value}"
+            for key, value in record.__dict__.items()
+            if key not in self.STANDARD and not key.startswith("_")
+        )
+        text = f"scavenger: {record.levelname.lower()}: {record.getMessage()}"
+        return f"{text} ({fields})" if fields else text
+
+
 @contextlib.contextmanager
 def engine_logs_on_stderr(level: int = logging.WARNING) -> Iterator[None]:
-    """The engine logs JSON to stdout (Lambda's convention); in the CLI, stdout
-    carries only the ``--json`` report, so its warnings go to stderr instead."""
+    """The engine logs JSON to stdout (Lambda's convention); in the CLI, stdout carries
+    only the requested output, so its warnings go to stderr, one human line each."""
     handlers = [h for h in logger.handlers if isinstance(h, logging.StreamHandler)]
     streams = [h.stream for h in handlers]
+    formatters = [h.formatter for h in handlers]
     previous_level = logger.log_level
     for handler in handlers:
         handler.setStream(sys.stderr)
+        handler.setFormatter(OneLineLogFormatter())
     logger.setLevel(level)
     try:
         yield
     finally:
-        for handler, stream in zip(handlers, streams, strict=True):
+        for handler, stream, formatter in zip(handlers, streams, formatters, strict=True):
             handler.setStream(stream)
+            handler.setFormatter(formatter)
         logger.setLevel(previous_level)

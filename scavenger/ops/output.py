@@ -1,4 +1,7 @@
-"""How operator commands report: human text on stderr (rich), ``--json`` on stdout."""
+"""Where operator commands write, as the AWS CLI does: the requested output (a table,
+a report, or with ``--json`` one JSON object) on stdout; progress, warnings, log
+lines and errors on stderr. With ``--json``, stdout holds only the JSON object and
+the human rendering of the same report goes to stderr."""
 
 from __future__ import annotations
 
@@ -14,11 +17,34 @@ from scavenger.expiry import parse_instant
 PIPE_WIDTH = 160
 
 
+class _Mode:
+    json = False
+
+
+def json_requested(requested: bool) -> None:
+    """Set once per command (``--json``): where :func:`console` sends the human report."""
+    _Mode.json = requested
+
+
 def console() -> Console:
-    """Human output always goes to stderr, so stdout holds only the JSON report."""
-    # A pipe or a log file gets wide tables rather than 80 columns of wrapped cells.
-    width = None if sys.stderr.isatty() else PIPE_WIDTH
-    return Console(stderr=True, highlight=False, soft_wrap=False, width=width)
+    """The requested human output: stdout, or stderr when ``--json`` holds stdout."""
+    return _console(stderr=_Mode.json)
+
+
+def messages() -> Console:
+    """Progress bars, spinners, warnings and notes: always stderr."""
+    return _console(stderr=True)
+
+
+def _console(*, stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    try:
+        terminal = stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        terminal = False
+    # A pipe or a file gets wide tables rather than 80 columns of wrapped cells.
+    width = None if terminal else PIPE_WIDTH
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, width=width)
 
 
 def print_json(report: dict[str, Any]) -> None:

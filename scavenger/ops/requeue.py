@@ -16,6 +16,14 @@ reset). A crash after 1 leaves the intent behind: running the same command
 again sees it and sends the same message (same hop, same deduplication id), so a
 requeue is never lost and never doubled; a message sent twice is a duplicate the
 ledger's hop check absorbs.
+
+``--halted`` resumes a halted run (DESIGN.md, "Ledger table"): every halted
+segment is moved as in 1, then the run is set running again (its error kept as
+``last_halt``), then the messages are sent. Moving the segments first makes any
+older message of theirs stale, so none of them is swept before its requeue;
+running the run again before the sends means no requeued message finds it halted.
+Interrupted anywhere, the same command finishes it: the moved segments are
+unconfirmed requeues, resent as in 3.
 """
 
 from __future__ import annotations
@@ -77,6 +85,7 @@ class RequeueReport:
     run_id: str
     outcomes: list[Outcome] = field(default_factory=list)
     reopened_run: bool = False
+    resumed_run: bool = False
 
     @property
     def ok(self) -> bool:
@@ -87,6 +96,7 @@ class RequeueReport:
             "run_id": self.run_id,
             "ok": self.ok,
             "reopened_run": self.reopened_run,
+            "resumed_run": self.resumed_run,
             "segments": [outcome.to_json() for outcome in self.outcomes],
         }
 
@@ -154,36 +164,67 @@ class Requeuer:
             decisions.append(Decision(state, "requeue", from_start))
         return run, decisions
 
+    def decide_halted(self, run_id: str) -> tuple[RunRecord, list[Decision]]:
+        """Every halted segment of the run, and every requeue of it cut short before
+        its send; a refusal (unknown run, nothing halted) is a ScavengerError."""
+        run = self.ledger.get_run(run_id)
+        if run is None:
+            raise ScavengerError(
+                f"run {run_id} is not in the ledger {self.ledger.table_name} "
+                "(`scavenger status` lists the runs)"
+            )
+        intents = self.ledger.requeue_intents(run_id)
+        decisions: list[Decision] = []
+        for state in sorted(self.ledger.list_segments(run_id), key=lambda s: s.segment):
+            intent = intents.get(state.segment)
+            if state.status == "halted":
+                decisions.append(Decision(state, "requeue", False))
+            elif intent is not None and state.status == "pending" and intent["hop"] == state.hop:
+                decisions.append(Decision(state, "resend", intent["from_start"], intent))
+        if not decisions and run.status != "halted":
+            raise ScavengerError(f"run {run_id} is {run.status} and has no halted segment")
+        return run, decisions
+
     def execute(self, run: RunRecord, decisions: list[Decision]) -> RequeueReport:
+        """Move every segment in the ledger, run a halted run again, then send."""
         report = RequeueReport(run_id=run.run_id)
-        for decision in decisions:
-            outcome = self._one(run, decision)
+        moves = [(decision, self._move(decision)) for decision in decisions]
+        if run.status == "halted":
+            # The requeued messages must not find the run halted; the segments are
+            # moved already, so no older message of theirs is swept in between.
+            report.resumed_run = self.ledger.resume_run(run.run_id)
+        for decision, move in moves:
+            outcome = move if isinstance(move, Outcome) else self._send(run, decision, *move)
             if decision.action == "requeue" and decision.state.status == "done" and outcome.sent:
                 report.reopened_run = report.reopened_run or run.status == "done"
             report.outcomes.append(outcome)
         return report
 
-    def _one(self, run: RunRecord, decision: Decision) -> Outcome:
+    def _move(self, decision: Decision) -> tuple[str, int] | Outcome:
+        """The ledger step: (nonce, hop) of the message to send, or why not."""
         state = decision.state
         if decision.action == "resend" and decision.intent is not None:
-            nonce, hop = decision.intent["nonce"], decision.intent["hop"]
-        else:
-            nonce, hop = self.nonce(), state.hop + 1
-            moved = self.ledger.requeue_segment(
-                state,
-                new_hop=hop,
-                nonce=nonce,
-                from_start=decision.from_start,
-                reopen_run=state.status == "done",
+            return decision.intent["nonce"], decision.intent["hop"]
+        nonce, hop = self.nonce(), state.hop + 1
+        moved = self.ledger.requeue_segment(
+            state,
+            new_hop=hop,
+            nonce=nonce,
+            from_start=decision.from_start,
+            reopen_run=state.status == "done",
+        )
+        if not moved:
+            return Outcome(
+                state.segment,
+                state.hop,
+                decision.from_start,
+                error="the segment changed while it was being requeued (a worker moved it); "
+                "nothing was changed for it: check `scavenger status` and run again",
             )
-            if not moved:
-                return Outcome(
-                    state.segment,
-                    state.hop,
-                    decision.from_start,
-                    error="the segment changed while it was being requeued (a worker moved it); "
-                    "nothing was changed for it: check `scavenger status` and run again",
-                )
+        return nonce, hop
+
+    def _send(self, run: RunRecord, decision: Decision, nonce: str, hop: int) -> Outcome:
+        state = decision.state
         message = SegmentMessage(
             run_id=run.run_id,
             sweep=run.sweep,

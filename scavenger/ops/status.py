@@ -7,7 +7,7 @@ to mark the segments whose message sits there.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +27,7 @@ class RunSummary:
     failed: int
     last_progress: str | None
     seconds: float | None
+    halted: int = 0
 
     def to_json(self) -> dict[str, Any]:
         run = self.run
@@ -42,6 +43,8 @@ class RunSummary:
             "segments_total": run.total_segments,
             "segments_done": run.segments_done,
             "segments_failed": self.failed,
+            "segments_halted": self.halted,
+            "halt": asdict(run.halt) if run.halt else None,
             "deleted": self.counts.deleted,
             "counts": self.counts.as_dict(),
             "cost": estimate(self.counts, prices=Prices.from_env()).to_json(),
@@ -74,6 +77,7 @@ def summarize(
         if run.totals is not None
         else sum((state.counts for state in segments), Counts()),
         failed=sum(1 for state in segments if state.status == "failed"),
+        halted=sum(1 for state in segments if state.status == "halted"),
         last_progress=run.finished_at or (max(updates) if updates else None),
         seconds=seconds_between(run.created_at, run.finished_at, now),
     )

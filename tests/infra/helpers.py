@@ -38,6 +38,14 @@ def dead_letter_queue(template: Template) -> tuple[str, dict[str, Any]]:
     return logical_id, template.to_json()["Resources"][logical_id]["Properties"]
 
 
+def planner_failure_queue(template: Template) -> tuple[str, dict[str, Any]]:
+    """The queue the planner's on-failure destination names."""
+    _, config = only(template, "AWS::Lambda::EventInvokeConfig")
+    logical_id = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    logical_id = logical_id["Fn::GetAtt"][0]
+    return logical_id, template.to_json()["Resources"][logical_id]["Properties"]
+
+
 def ledger_table(template: Template) -> tuple[str, dict[str, Any]]:
     logical_id, resource = only(template, "AWS::DynamoDB::Table")
     return logical_id, resource["Properties"]

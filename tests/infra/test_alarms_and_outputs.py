@@ -15,6 +15,7 @@ from tests.infra.helpers import (
     function,
     ledger_table,
     main_queue,
+    planner_failure_queue,
 )
 
 pytestmark = pytest.mark.infra
@@ -88,7 +89,7 @@ def test_alarms_notify_nobody_without_a_topic(template: Template) -> None:
 
 def test_every_alarm_notifies_the_topic_from_context(custom_template: Template) -> None:
     alarms = custom_template.find_resources("AWS::CloudWatch::Alarm")
-    assert len(alarms) == 5
+    assert len(alarms) == 6
     notifying = custom_template.find_resources(
         "AWS::CloudWatch::Alarm", {"Properties": {"AlarmActions": [ALARM_TOPIC_ARN]}}
     )
@@ -99,6 +100,27 @@ def test_outputs_are_what_the_cli_stack_discovery_reads(template: Template) -> N
     template.has_output("QueueUrl", {"Value": {"Ref": main_queue(template)[0]}})
     template.has_output("DlqUrl", {"Value": {"Ref": dead_letter_queue(template)[0]}})
     template.has_output("LedgerTableName", {"Value": {"Ref": ledger_table(template)[0]}})
+    template.has_output(
+        "PlannerFailureQueueUrl", {"Value": {"Ref": planner_failure_queue(template)[0]}}
+    )
+
+
+def test_a_kept_planner_failure_raises_an_alarm(template: Template) -> None:
+    template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Dimensions": [
+                {
+                    "Name": "QueueName",
+                    "Value": {"Fn::GetAtt": [planner_failure_queue(template)[0], "QueueName"]},
+                }
+            ],
+            "ComparisonOperator": "GreaterThanThreshold",
+            "Threshold": 0,
+        },
+    )
 
 
 def test_outputs_are_not_exported(template: Template) -> None:

@@ -14,6 +14,8 @@ from tests.infra.helpers import (
     function,
     ledger_table,
     main_queue,
+    only,
+    planner_failure_queue,
 )
 
 pytestmark = pytest.mark.infra
@@ -137,3 +139,15 @@ def test_each_function_logs_to_its_own_group_with_retention(
     log_group = template.to_json()["Resources"][log_group_id]
     assert log_group["Type"] == "AWS::Logs::LogGroup"
     assert log_group["Properties"]["RetentionInDays"] == 30
+
+
+def test_the_planners_failed_asynchronous_invocations_are_kept_after_two_retries(
+    template: Template,
+) -> None:
+    planner_id, _ = function(template, PLANNER_HANDLER)
+    _, config = only(template, "AWS::Lambda::EventInvokeConfig")
+    assert config["Properties"]["FunctionName"] == {"Ref": planner_id}
+    assert config["Properties"]["MaximumRetryAttempts"] == 2
+    destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    assert destination == {"Fn::GetAtt": [planner_failure_queue(template)[0], "Arn"]}
+    assert "OnSuccess" not in config["Properties"]["DestinationConfig"]

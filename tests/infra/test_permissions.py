@@ -14,6 +14,7 @@ from tests.infra.helpers import (
     as_list,
     ledger_table,
     main_queue,
+    planner_failure_queue,
     role_statements,
     table_arn,
 )
@@ -21,11 +22,19 @@ from tests.infra.helpers import (
 pytestmark = pytest.mark.infra
 
 SWEPT_TABLES = ("Workers", "Sessions")
-LEDGER_READ_WRITE = {
-    "dynamodb:GetItem",
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:Query",
+LEDGER_ACTIONS = {
+    PLANNER_HANDLER: {
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",
+    },
+    WORKER_HANDLER: {
+        "dynamodb:BatchGetItem",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:Query",
+    },
 }
 HANDLERS = [PLANNER_HANDLER, WORKER_HANDLER]
 
@@ -61,22 +70,35 @@ def test_roles_carry_no_managed_policies(template: Template) -> None:
         }
 
 
-@pytest.mark.parametrize("table", SWEPT_TABLES)
-def test_worker_may_scan_and_delete_only_on_the_swept_tables(
-    table: str, template: Template
-) -> None:
+def test_worker_may_scan_delete_and_reread_on_a_table_it_deletes_from(template: Template) -> None:
+    # A delete whose condition failed is followed by a consistent GetItem of the item.
     statements = role_statements(template, WORKER_HANDLER)
-    assert actions_on(statements, table_arn(table)) == {
+    assert actions_on(statements, table_arn("Workers")) == {
         "dynamodb:Scan",
         "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
         "dynamodb:DescribeTable",
     }
 
 
-@pytest.mark.parametrize("table", SWEPT_TABLES)
-def test_planner_may_only_describe_the_swept_tables(table: str, template: Template) -> None:
+def test_worker_may_only_scan_a_table_that_only_dry_runs_sweep(template: Template) -> None:
+    statements = role_statements(template, WORKER_HANDLER)
+    assert actions_on(statements, table_arn("Sessions")) == {
+        "dynamodb:Scan",
+        "dynamodb:DescribeTable",
+    }
+
+
+def test_planner_may_describe_the_swept_tables_and_scan_one_whose_sweep_filters(
+    template: Template,
+) -> None:
+    # Workers' sweep has a `where`, which the planner has DynamoDB check with a one-item Scan.
     statements = role_statements(template, PLANNER_HANDLER)
-    assert actions_on(statements, table_arn(table)) == {"dynamodb:DescribeTable"}
+    assert actions_on(statements, table_arn("Workers")) == {
+        "dynamodb:DescribeTable",
+        "dynamodb:Scan",
+    }
+    assert actions_on(statements, table_arn("Sessions")) == {"dynamodb:DescribeTable"}
 
 
 def test_no_other_table_is_granted(template: Template) -> None:
@@ -89,15 +111,25 @@ def test_no_other_table_is_granted(template: Template) -> None:
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
-def test_both_functions_read_and_write_the_ledger(handler: str, template: Template) -> None:
+def test_each_function_may_do_on_the_ledger_only_what_it_calls(
+    handler: str, template: Template
+) -> None:
     ledger_arn = {"Fn::GetAtt": [ledger_table(template)[0], "Arn"]}
-    assert LEDGER_READ_WRITE.issubset(actions_on(role_statements(template, handler), ledger_arn))
+    assert actions_on(role_statements(template, handler), ledger_arn) == LEDGER_ACTIONS[handler]
 
 
 @pytest.mark.parametrize("handler", HANDLERS)
 def test_both_functions_send_to_the_queue(handler: str, template: Template) -> None:
     queue_arn = {"Fn::GetAtt": [main_queue(template)[0], "Arn"]}
     assert "sqs:SendMessage" in actions_on(role_statements(template, handler), queue_arn)
+
+
+def test_only_the_planner_may_send_to_the_planner_failure_queue(template: Template) -> None:
+    failures_arn = {"Fn::GetAtt": [planner_failure_queue(template)[0], "Arn"]}
+    assert actions_on(role_statements(template, PLANNER_HANDLER), failures_arn) == {
+        "sqs:SendMessage"
+    }
+    assert actions_on(role_statements(template, WORKER_HANDLER), failures_arn) == set()
 
 
 def test_only_the_worker_consumes_the_queue(template: Template) -> None:

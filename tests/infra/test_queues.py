@@ -1,11 +1,18 @@
-"""Queue and DLQ: FIFO, SQS-managed encryption, TLS only, redrive and visibility timeout."""
+"""Queue and DLQ: FIFO, SQS-managed encryption, TLS only, redrive and visibility timeout; the
+planner failure queue: standard, encrypted, TLS only."""
 
 from __future__ import annotations
 
 import pytest
 from aws_cdk.assertions import Match, Template
 
-from tests.infra.helpers import WORKER_HANDLER, dead_letter_queue, function, main_queue
+from tests.infra.helpers import (
+    WORKER_HANDLER,
+    dead_letter_queue,
+    function,
+    main_queue,
+    planner_failure_queue,
+)
 
 pytestmark = pytest.mark.infra
 
@@ -13,15 +20,24 @@ FOURTEEN_DAYS = 14 * 24 * 3600
 
 
 def test_both_queues_are_fifo_and_encrypted_with_sqs_managed_keys(template: Template) -> None:
-    template.resource_count_is("AWS::SQS::Queue", 2)
+    template.resource_count_is("AWS::SQS::Queue", 3)
     encrypted_fifo = template.find_resources(
         "AWS::SQS::Queue",
         {"Properties": {"FifoQueue": True, "SqsManagedSseEnabled": True}},
     )
-    assert len(encrypted_fifo) == 2
+    assert set(encrypted_fifo) == {main_queue(template)[0], dead_letter_queue(template)[0]}
 
 
-def test_both_queues_refuse_requests_without_tls(template: Template) -> None:
+def test_the_planner_failure_queue_is_standard_encrypted_and_keeps_events_14_days(
+    template: Template,
+) -> None:
+    _, queue = planner_failure_queue(template)
+    assert "FifoQueue" not in queue
+    assert queue["SqsManagedSseEnabled"] is True
+    assert queue["MessageRetentionPeriod"] == FOURTEEN_DAYS
+
+
+def test_every_queue_refuses_requests_without_tls(template: Template) -> None:
     deny_insecure = {
         "PolicyDocument": {
             "Statement": Match.array_with(
@@ -40,7 +56,11 @@ def test_both_queues_refuse_requests_without_tls(template: Template) -> None:
     }
     policies = template.find_resources("AWS::SQS::QueuePolicy", {"Properties": deny_insecure})
     covered = {ref["Ref"] for p in policies.values() for ref in p["Properties"]["Queues"]}
-    assert covered == {main_queue(template)[0], dead_letter_queue(template)[0]}
+    assert covered == {
+        main_queue(template)[0],
+        dead_letter_queue(template)[0],
+        planner_failure_queue(template)[0],
+    }
 
 
 def test_failed_segments_park_in_a_fifo_dlq_after_five_receives(template: Template) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from scavenger import cli
 from scavenger.local.demo import DemoOptions, DemoReport, run_demo
-from scavenger.local.emulator import NODE_DIR, default_backend
+from scavenger.local.emulator import NODE_DIR, Endpoints, default_backend
 from tests.integration.conftest import ROOT, child_pids, pids_with_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -130,8 +130,10 @@ def test_a_killed_parent_leaves_no_dynamodb_local_behind() -> None:
     assert wait_until_gone(marker) == set()
 
 
-def demo_command(marker: str, *options: str) -> subprocess.Popen[str]:
+def demo_command(marker: str, *options: str, tmpdir: Path | None = None) -> subprocess.Popen[str]:
     environment = dict(os.environ, SCAVENGER_TEST_MARKER=marker)
+    if tmpdir is not None:  # where the demo's temporary log goes
+        environment["TMPDIR"] = str(tmpdir)
     environment.pop("AWS_ENDPOINT_URL", None)
     return subprocess.Popen(
         [sys.executable, "-m", "scavenger.cli", "demo", *options],
@@ -173,9 +175,9 @@ def test_demo_command_prints_the_report_as_json_and_leaves_no_process() -> None:
     assert wait_until_gone(marker) == set()
 
 
-def test_ctrl_c_stops_the_demo_and_leaves_no_process() -> None:
+def test_ctrl_c_stops_the_demo_and_leaves_no_process(tmp_path: Path) -> None:
     marker = f"scavenger-test-{secrets.token_hex(6)}"
-    command = demo_command(marker, "--items", "4000", "--workers", "2")
+    command = demo_command(marker, "--items", "4000", "--workers", "2", tmpdir=tmp_path)
     assert command.stderr is not None
     deadline = time.monotonic() + 60
     for line in command.stderr:
@@ -191,6 +193,60 @@ def test_ctrl_c_stops_the_demo_and_leaves_no_process() -> None:
     assert "interrupted" in stderr
     assert "Traceback" not in stderr
     assert wait_until_gone(marker) == set()
+    # The temporary log it kept is named, and it is the only one.
+    (kept,) = tmp_path.glob("scavenger-demo-*.log")
+    assert f"function logs: {kept}" in stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_demo_against_an_endpoint_where_nothing_listens_is_one_line(tmp_path: Path) -> None:
+    marker = f"scavenger-test-{secrets.token_hex(6)}"
+    url = f"http://127.0.0.1:{free_port()}"
+
+    command = demo_command(marker, "--endpoint-url", url, "--items", "10", tmpdir=tmp_path)
+    stdout, stderr = command.communicate(timeout=60)
+
+    assert command.returncode == 2, stderr
+    assert stdout == ""
+    assert stderr.strip().splitlines() == [
+        f'scavenger demo: error: Could not connect to the endpoint URL: "{url}/"'
+    ]
+    assert not list(tmp_path.glob("scavenger-demo-*"))  # no temporary log left behind
+
+
+def test_demo_human_report_is_on_stdout_and_progress_on_stderr() -> None:
+    marker = f"scavenger-test-{secrets.token_hex(6)}"
+
+    command = demo_command(marker, "--items", "200", "--workers", "2")
+    stdout, stderr = command.communicate(timeout=120)
+
+    assert command.returncode == 0, stderr
+    assert "PASS" in stdout and "wrongly deleted" in stdout
+    assert "starting the emulator" in stderr and "wrongly deleted" not in stderr
+
+
+def test_demo_mistakes_create_nothing_in_a_running_emulator(
+    emulator: Endpoints, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dynamodb, sqs = emulator.client("dynamodb"), emulator.client("sqs")
+
+    def contents() -> tuple[list[str], list[str]]:
+        return dynamodb.list_tables()["TableNames"], sqs.list_queues().get("QueueUrls", [])
+
+    before = contents()
+    for mistake in (["--items", "0"], ["--batch-size", "0"], ["--segments", "0"], ["--chaos"]):
+        code = cli.main(["demo", "--endpoint-url", emulator.sqs, *mistake])
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, (mistake, err)
+        assert "Traceback" not in err
+    assert contents() == before
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,9 @@ from scavenger import aws
 from scavenger.cli import main as cli_main
 from scavenger.ledger import Ledger
 from scavenger.ops import dlq as dlq_module
+from scavenger.ops.requeue import Requeuer
 from scavenger.provision import create_ledger_table, create_queues
+from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
 from tests.conftest import (
     LEDGER,
@@ -52,7 +54,7 @@ from tests.dataset import (
     remaining_keys,
     seed_table,
 )
-from tests.faults import ErrorInjector, error_response, on_call, tick_per_call
+from tests.faults import ErrorInjector, RefuseTable, error_response, on_call, tick_per_call
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
@@ -268,12 +270,13 @@ def queued_bodies(url: str) -> list[dict[str, Any]]:
 
 
 def assert_no_segment_lost(stack: Stack, run_id: str) -> None:
-    """Invariant 3 as a check: every segment is done in the ledger, or a message that
-    will move it on (hop >= the ledger's; an older one is dropped as stale) is in the
-    queue (visible or in flight) or in the DLQ."""
+    """Invariant 3 as a check: every segment is done in the ledger, halted in it (with
+    its cursor: `requeue --halted` resumes it), or a message that will move it on
+    (hop >= the ledger's; an older one is dropped as stale) is in the queue (visible or
+    in flight) or in the DLQ."""
     messages = queued_bodies(stack.queue_url) + queued_bodies(stack.dlq_url)
     for state in ledger(stack).list_segments(run_id):
-        if state.status == "done":
+        if state.status in ("done", "halted"):
             continue
         live = [
             body["hop"]
@@ -429,7 +432,8 @@ def test_invariant_1_never_deletes_an_item_that_is_not_expired_at_delete_time(
 
 
 class FailingSegment:
-    """Refuses the worker's scans of one segment (AccessDenied) while ``failing``."""
+    """Refuses the worker's scans of one segment while ``failing``, with a fatal error of
+    that segment's own (a ValidationException naming no expression: it does not halt)."""
 
     def __init__(self, segment: int):
         self.segment = segment
@@ -439,7 +443,7 @@ class FailingSegment:
     def on_scan(self, params: dict[str, Any], **_: Any) -> Any:
         body = json.loads(params["body"])
         if self.failing and body.get("TableName") == TABLE and body.get("Segment") == self.segment:
-            return error_response("AccessDeniedException", 400)
+            return error_response("ValidationException", 400)
         return None
 
 
@@ -523,8 +527,8 @@ WORKER_FAULTS: dict[str, Callable[[], Callable[[], bool]]] = {
     "cannot send its continuation (AccessDenied)": lambda: refuse_once(
         "sqs", "SendMessage", "AccessDenied"
     ),
-    "meets a fatal error (AccessDenied on Scan)": lambda: refuse_once(
-        "dynamodb", "Scan", "AccessDeniedException"
+    "meets a fatal error of its own (ValidationException on Scan)": lambda: refuse_once(
+        "dynamodb", "Scan", "ValidationException"
     ),
 }
 
@@ -575,6 +579,76 @@ def test_invariant_3_redrive_loses_no_message_when_it_dies_between_send_and_dele
         stack, roomy_context, before_each=lambda batch: assert_no_segment_lost(stack, run_id)
     )
     assert_run_complete(stack, seeded, run_id)
+
+
+@pytest.mark.parametrize("dies", [False, True], ids=["", "dies-between-run-and-segment"])
+def test_invariant_3_a_systemic_error_halts_the_run_and_requeue_halted_resumes_it(
+    stack, seeded, dies
+):
+    """After two pages, every data call on the swept table is refused (AccessDenied, a
+    role without its grants). The run is halted with that first error after one refused
+    call, none per segment after it; no record fails, nothing reaches the DLQ, every
+    segment is halted with its cursor (also when the halter dies between halting the
+    run and its segment). Once the grant is back, `requeue --halted` finishes the run
+    with nothing wrongly deleted and nothing missed."""
+    run_id = start_run()
+    refusal = RefuseTable(aws.client("dynamodb"), TABLE, after_scans=2)
+    if dies:
+        crash_on(
+            "dynamodb",
+            "before-call.dynamodb.UpdateItem",
+            lambda: ledger(stack).get_run(run_id).status == "halted",  # type: ignore[union-attr]
+        )
+    failures: list[Any] = []
+
+    def worker(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        response = worker_handler(event, context)
+        failures.extend(response["batchItemFailures"])
+        return response
+
+    drive(
+        stack,
+        roomy_context,
+        before_each=lambda batch: assert_no_segment_lost(stack, run_id),
+        handler=worker,
+    )
+
+    run = ledger(stack).get_run(run_id)
+    assert run is not None and run.status == "halted" and run.halt is not None
+    assert (run.halt.code, run.halt.resource) == ("AccessDeniedException", TABLE)
+    assert (run.halt.call, run.halt.segment) == refusal.refused[0]
+    assert "injected" in run.halt.message
+    assert len(refusal.refused) == 1 and failures == []
+    assert queue_depth(stack, stack.queue_url) == queue_depth(stack, stack.dlq_url) == 0
+    halted = {state.segment: state for state in ledger(stack).list_segments(run_id)}
+    for state in halted.values():
+        assert state.status == "halted" and "AccessDeniedException" in (state.last_error or "")
+        # The halter keeps its two pages; the others never scanned.
+        expected = 2 if state.segment == run.halt.segment else 0
+        assert state.checkpoints == expected and (state.cursor is None) == (expected == 0)
+    assert_no_segment_lost(stack, run_id)
+    (refused_plan,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    assert refused_plan["started"] is False and f"run {run_id} is halted" in refused_plan["reason"]
+
+    refusal.refusing = False
+    starts: dict[int, list[Any]] = {}
+
+    def note_start(params: dict[str, Any]) -> None:
+        if params.get("TableName") == TABLE:
+            starts.setdefault(params["Segment"], []).append(params.get("ExclusiveStartKey"))
+
+    on_call(aws.client("dynamodb"), "Scan", note_start)
+    requeuer = Requeuer(ledger(stack), SegmentQueue(stack.sqs, stack.queue_url), None)
+    report = requeuer.execute(*requeuer.decide_halted(run_id))
+    assert report.ok and report.resumed_run and len(report.outcomes) == SEGMENTS
+    drive(stack, roomy_context, before_each=lambda batch: assert_no_segment_lost(stack, run_id))
+
+    assert_exact(stack, seeded, run_id)
+    assert {segment: scans[0] for segment, scans in starts.items()} == {
+        segment: state.cursor for segment, state in halted.items()
+    }  # each resumed at its checkpoint
+    finished = ledger(stack).get_run(run_id)
+    assert finished is not None and finished.halt is None and finished.last_halt == run.halt
 
 
 # -- invariant 4 --------------------------------------------------------------------------

@@ -90,7 +90,8 @@ def seeded(stack, monkeypatch, tmp_path, request):
 
 class SegmentScans:
     """Records the worker's Scan calls on one segment of the swept table and, while
-    ``failing``, refuses them (AccessDenied) once ``allowed`` calls have gone through."""
+    ``failing``, refuses them once ``allowed`` calls have gone through, with a fatal error
+    of the segment's own (a ValidationException naming no expression: it does not halt)."""
 
     def __init__(self, segment: int, *, failing: bool = False, allowed: int = 0):
         self.segment = segment
@@ -107,7 +108,7 @@ class SegmentScans:
         self.starts.append(params.get("ExclusiveStartKey"))
         if self.failing and len(self.starts) > self.allowed:
             raise ClientError(
-                {"Error": {"Code": "AccessDeniedException", "Message": "injected"}}, "Scan"
+                {"Error": {"Code": "ValidationException", "Message": "injected"}}, "Scan"
             )
 
 
@@ -200,7 +201,7 @@ def segment_into_dlq(stack, segment: int = 1, allowed: int = 0) -> tuple[str, Se
 def test_segment_forced_into_the_dlq_is_redriven_and_the_run_completes_exactly(stack, seeded, cli):
     run_id, scans = segment_into_dlq(stack)
     failed = ledger(stack).get_segment(run_id, 1)
-    assert failed.status == "failed" and "AccessDeniedException" in failed.last_error
+    assert failed.status == "failed" and "ValidationException" in failed.last_error
     assert ledger(stack).get_run(run_id).status == "running"
 
     listed = cli("dlq", "--json")
@@ -208,7 +209,7 @@ def test_segment_forced_into_the_dlq_is_redriven_and_the_run_completes_exactly(s
     (message,) = listed.json["messages"]
     assert (message["run_id"], message["segment"], message["hop"]) == (run_id, 1, 0)
     assert message["receive_count"] >= 5
-    assert "AccessDeniedException" in message["last_error"]
+    assert "ValidationException" in message["last_error"]
     assert message["stale"] is False
     assert visible(stack, stack.dlq_url) == 1  # listed, not consumed
 
@@ -561,7 +562,7 @@ segments = 2
     assert queue_size(stack, stack.queue_url) == 2
     checked = cli("redrive", "--config", "ops.toml", "--dry-run")
     assert checked.code == 0
-    assert "queue from config [resources] queue_url; DLQ from the queue's redrive" in checked.err
+    assert "queue from config [resources] queue_url; DLQ from the queue's redrive" in checked.out
 
 
 def test_resources_come_from_the_stack_outputs_and_the_queue_redrive_policy(
@@ -607,3 +608,91 @@ def test_a_dry_run_prices_the_real_run_before_and_after(stack, seeded, cli):
     # deleting only what the dry run found expired costs less than deleting everything
     assert 0 < projected["dynamodb_writes"] < ceiling["dynamodb_writes"]
     assert "a real run would cost about" in status.err
+
+
+# -- streams and the rough edges of issue 15 ----------------------------------------------
+
+
+def test_human_output_is_the_requested_output_on_stdout_and_stderr_stays_quiet(stack, seeded, cli):
+    planned = cli("plan", "--dry-run")
+    work(stack)
+    answers = {
+        "plan": planned,
+        "status": cli("status"),
+        "status RUN_ID": cli("status", ledger(stack).list_runs()[0].run_id),
+        "dlq": cli("dlq"),
+        "redrive": cli("redrive", "--dry-run"),
+    }
+
+    for name, answer in answers.items():
+        assert answer.code == 0, (name, answer)
+        assert answer.out.strip(), name
+        assert answer.err == "", (name, answer.err)
+    assert "planned runs" in answers["plan"].out and "a real run would cost" in planned.out
+    assert "recent runs" in answers["status"].out and "done" in answers["status"].out
+    assert "totals: scanned 90" in answers["status RUN_ID"].out
+    assert "the DLQ is empty" in answers["dlq"].out
+    assert "would move 0 message(s)" in answers["redrive"].out
+
+
+def test_plan_while_a_run_is_running_has_a_truthful_dry_run_row_and_no_log_json(stack, seeded, cli):
+    running = start_run()
+
+    refused = cli("plan", "--dry-run")
+    as_json = cli("plan", "--dry-run", "--json")
+
+    assert refused.code == 1 and refused.err == ""
+    assert "{" not in refused.out and "still running" in refused.out
+    row = next(line for line in refused.out.splitlines() if "sweep" in line and running in line)
+    assert " yes " in row
+    (run,) = as_json.json["runs"]
+    assert run["started"] is False and run["dry_run"] is True
+    assert not as_json.err.lstrip().startswith("{")
+
+
+@pytest.mark.parametrize(
+    ("where", "names", "values", "key"),
+    [
+        # Each passes the local syntax check; only the engine knows better.
+        ("status = :n1", {}, {":n1": 1}, "where"),
+        ("#c = :n1 AND size = :n1", {"#c": "Completed"}, {":n1": 1}, "where"),
+        ("#c.size = :n1", {"#c": "Completed"}, {":n1": 1}, "where"),
+    ],
+)
+def test_an_expression_dynamodb_rejects_stops_plan_before_anything_is_written(
+    stack, seeded, cli, monkeypatch, where, names, values, key
+):
+    broken = {**SWEEP, "where": where, "names": names, "values": values}
+    configure_sweeps(monkeypatch, {**SWEEP, "name": "fine"}, broken)
+    before = everything(stack)
+
+    refused = cli("plan")
+
+    assert refused.code == 2
+    line = refused.one_line_error
+    assert line.startswith("scavenger plan: error: sweep 'sweep': " + key + ":"), line
+    assert "DynamoDB rejects it" in line
+    assert refused.out == ""
+    assert everything(stack) == before  # nothing enqueued, nothing in the ledger
+    assert ledger_snapshot(stack) == []
+
+
+def test_the_planner_handler_refuses_a_rejected_expression_with_the_sweep_and_key(
+    stack, seeded, monkeypatch
+):
+    from scavenger.errors import ConfigError
+
+    configure_sweeps(monkeypatch, {**SWEEP, "where": "#c IN (:n1, :s1) AND status = :n1"})
+    with pytest.raises(ConfigError, match=r"sweep 'sweep': where: DynamoDB rejects it"):
+        planner_handler({"sweep": "sweep"}, None)
+    assert ledger_snapshot(stack) == [] and queue_size(stack, stack.queue_url) == 0
+
+
+def test_an_unknown_sweep_is_refused_by_status_and_plan(stack, seeded, cli):
+    start_run()
+    for argv in (("status", "--sweep", "nope"), ("plan", "--sweep", "nope")):
+        refused = cli(*argv)
+        assert refused.code == 2, argv
+        assert "nope" in refused.one_line_error and refused.out == ""
+    known = cli("status", "--sweep", "sweep", "--json")
+    assert known.code == 0 and len(known.json["runs"]) == 1

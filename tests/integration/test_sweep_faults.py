@@ -249,7 +249,7 @@ def test_two_workers_on_one_segment_count_each_page_once(stack, seeded):
         if overtaken["done"]:
             return
         overtaken["done"] = True
-        second_scan_fails = ErrorInjector(client, "Scan", rate=1.0, code="AccessDenied")
+        second_scan_fails = ErrorInjector(client, "Scan", rate=1.0, code="ValidationException")
         second_scan_fails.limit = 0
         client.meta.events.register(
             "after-call.dynamodb.Scan", lambda **_: setattr(second_scan_fails, "limit", 1)
@@ -329,7 +329,9 @@ def test_poison_message_fails_only_itself_and_later_records_of_its_group(stack, 
 
 def test_fatal_error_fails_the_record_and_is_recorded_on_the_segment(stack, seeded):
     run_id = start_run(stack)
-    ErrorInjector(aws.client("dynamodb"), "Scan", rate=1.0, code="AccessDeniedException")
+    # A fatal error of the segment's own (a ValidationException naming no expression):
+    # a systemic one (access denied, no table) halts the run instead (test_halt.py).
+    ErrorInjector(aws.client("dynamodb"), "Scan", rate=1.0, code="ValidationException")
     messages = stack.sqs.receive_message(
         QueueUrl=stack.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
     )["Messages"]
@@ -339,7 +341,7 @@ def test_fatal_error_fails_the_record_and_is_recorded_on_the_segment(stack, seed
     assert len(response["batchItemFailures"]) == len(messages)
     for state in Ledger(stack.dynamodb, LEDGER).list_segments(run_id):
         assert state.status == "failed"
-        assert "AccessDeniedException" in state.last_error
+        assert "ValidationException" in state.last_error
         assert state.first_error == state.last_error
     assert remaining_keys(stack.dynamodb, "Swept") == set(seeded.keys)
 

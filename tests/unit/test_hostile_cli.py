@@ -124,6 +124,13 @@ def empty_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
         raise AssertionError("a hostile command line started the fleet")
 
     monkeypatch.setattr(Fleet, "run", no_fleet)
+    # Nor may the demo start an emulator: every demo line here holds a mistake.
+    from scavenger.local.emulator import Emulator
+
+    def no_emulator(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a hostile command line started an emulator")
+
+    monkeypatch.setattr(Emulator, "start", no_emulator)
     with mock_aws():
         aws.reset_clients()
         yield tmp_path
@@ -239,3 +246,165 @@ def test_control_characters_in_arguments_stay_on_one_line(
     code, out, err = run_cli(["status", "--limit", "1\n2\x1e3\u2028"], capsys)
     assert_one_line_error(code, out, err, ["status"])
     assert "1\\n2" in err
+
+
+# -- the demo ------------------------------------------------------------------------------
+
+# Each of these is wrong on its own, whatever else the line holds.
+DEMO_MISTAKES = [
+    ["--items", "0"],
+    ["--items", "-5"],
+    ["--items", "many"],
+    ["--segments", "0"],
+    ["--segments", "10001"],
+    ["--workers", "0"],
+    ["--timeout", "0"],
+    ["--timeout", "-1"],
+    ["--timeout", "nan"],
+    ["--batch-size", "0"],
+    ["--batch-size", "11"],
+    ["--dynamodb", "oracle"],
+    ["--seed", "x"],
+    ["--endpoint-url", "junk"],
+    ["--endpoint-url", f"http://admin:{URL_PASSWORD}@127.0.0.1:9"],
+    ["--chaos", "--endpoint-url", "http://127.0.0.1:9"],
+    ["--chaos", "--batch-size", "2"],
+]
+DEMO_FLAGS: dict[str, Any] = {
+    "--items": junk_text,
+    "--segments": junk_text,
+    "--workers": junk_text,
+    "--timeout": junk_text,
+    "--batch-size": junk_text,
+    "--dynamodb": st.sampled_from(["moto", "dynalite", "oracle", ""]),
+    "--seed": junk_text,
+    "--region": st.sampled_from(["us-east-1", "bad region", ""]),
+    "--json": None,
+    "--chaos": None,
+}
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_hostile_demo_lines_fail_cleanly_and_start_nothing(
+    empty_account: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject
+) -> None:
+    mistake = data.draw(st.sampled_from(DEMO_MISTAKES))
+    argv = ["demo"]
+    for flag in data.draw(st.lists(st.sampled_from(sorted(DEMO_FLAGS)), max_size=4)):
+        argv.append(flag)
+        if DEMO_FLAGS[flag] is not None:
+            argv.append(data.draw(DEMO_FLAGS[flag]))
+    argv += mistake  # last, so argparse keeps it over an earlier value of the same flag
+    code, out, err = run_cli(argv, capsys)
+    assert_one_line_error(code, out, err, argv)
+    assert code == 2, (argv, err)
+    assert "starting the emulator" not in err
+    assert account_is_empty()
+
+
+@pytest.mark.parametrize("mistake", DEMO_MISTAKES, ids=" ".join)
+def test_each_demo_mistake_is_one_line_and_exit_2(
+    empty_account: Path, capsys: pytest.CaptureFixture[str], mistake: list[str]
+) -> None:
+    code, out, err = run_cli(["demo", *mistake], capsys)
+    assert_one_line_error(code, out, err, ["demo", *mistake])
+    assert code == 2
+    assert account_is_empty()
+
+
+# -- expressions DynamoDB cannot read ---------------------------------------------------------
+
+BROKEN_EXPRESSIONS = [
+    ("#c IN (:n1, ", {"#c": "Completed"}, {":n1": 1}),
+    ("#c IN (:n1 :s1)", {"#c": "Completed"}, {":n1": 1, ":s1": "1"}),
+    ("#c = :n1 AND", {"#c": "Completed"}, {":n1": 1}),
+    ("#c = = :n1", {"#c": "Completed"}, {":n1": 1}),
+    ("(#c = :n1", {"#c": "Completed"}, {":n1": 1}),
+    ("#c BETWEEN :n1", {"#c": "Completed"}, {":n1": 1}),
+    ("nosuch_function(#c)", {"#c": "Completed"}, {}),
+    ("#c", {"#c": "Completed"}, {}),
+    # These pass the local syntax check; DynamoDB (here moto) rejects them.
+    ("status = :n1", {}, {":n1": 1}),
+    ("#c = :n1 AND size = :n1", {"#c": "Completed"}, {":n1": 1}),
+]
+
+
+@pytest.fixture
+def swept_account(empty_account: Path) -> dict[str, Any]:
+    """The swept table, a ledger and the queues exist: only the expression is wrong."""
+    from scavenger.provision import create_ledger_table, create_queues
+
+    dynamodb = aws.client("dynamodb", region="us-east-1")
+    sqs = aws.client("sqs", region="us-east-1")
+    dynamodb.create_table(
+        TableName="Workers",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.put_item(TableName="Workers", Item={"id": {"S": "a"}, "ts": {"S": "2001-01-01"}})
+    create_ledger_table(dynamodb, "ledger")
+    queues = create_queues(sqs, "hostile")
+    return {"dynamodb": dynamodb, "sqs": sqs, "queue_url": queues.queue_url, "dlq": queues.dlq_url}
+
+
+def _toml_table(mapping: dict[str, Any]) -> str:
+    import json
+
+    return "{ " + ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in mapping.items()) + " }"
+
+
+@pytest.mark.parametrize(("where", "names", "values"), BROKEN_EXPRESSIONS, ids=lambda v: str(v))
+def test_an_expression_dynamodb_cannot_read_is_one_line_and_writes_nothing(
+    swept_account: dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+    names: dict[str, str],
+    values: dict[str, Any],
+) -> None:
+    import json
+
+    text = f"""
+[[sweeps]]
+name = "stale-workers"
+table = "Workers"
+age_attribute = "ts"
+age_format = "iso8601"
+max_age = "48h"
+where = {json.dumps(where)}
+names = {_toml_table(names)}
+{f"values = {_toml_table(values)}" if values else ""}
+
+[resources]
+queue_url = "{swept_account["queue_url"]}"
+ledger_table = "ledger"
+"""
+    Path("bad-where.toml").write_text(text, encoding="utf-8")
+    for argv in (
+        ["plan", "--config", "bad-where.toml"],
+        ["plan", "--config", "bad-where.toml", "--dry-run", "--json"],
+    ):
+        code, out, err = run_cli(argv, capsys)
+        assert_one_line_error(code, out, err, argv)
+        assert code == 2
+        assert "sweep 'stale-workers': where:" in err, err
+        assert not swept_account["dynamodb"].scan(TableName="ledger")["Items"]
+        for url in (swept_account["queue_url"], swept_account["dlq"]):
+            attributes = swept_account["sqs"].get_queue_attributes(
+                QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"]
+            )["Attributes"]
+            assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_missing_config_passed_with_config_is_named(
+    empty_account: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(["status", "--config", "elsewhere/absent.toml"], capsys)
+    assert_one_line_error(code, out, err, ["status"])
+    assert "elsewhere/absent.toml does not exist" in err
+    assert "pass --config" not in err
