@@ -184,8 +184,8 @@ class Planner:
         dynamodb: Any,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry: RetryPolicy | None = None,
-        shard_threshold: int = SHARD_THRESHOLD,
-        shard_segments: int = SHARD_SEGMENTS,
+        shard_threshold: int | None = None,
+        shard_segments: int | None = None,
         fleet: Fleet | None = None,
     ):
         self.ledger = ledger
@@ -193,8 +193,8 @@ class Planner:
         self.dynamodb = dynamodb
         self.clock = clock
         self.retry = retry or RetryPolicy(NoDeadline())
-        self.shard_threshold = shard_threshold
-        self.shard_segments = shard_segments
+        self.shard_threshold = SHARD_THRESHOLD if shard_threshold is None else shard_threshold
+        self.shard_segments = SHARD_SEGMENTS if shard_segments is None else shard_segments
         self.fleet = fleet or Fleet.from_env()
 
     def plan(self, sweep: Sweep, *, dry_run: bool = False) -> PlanResult:
