@@ -1,11 +1,18 @@
 """Worker CPU per deleted item against a bare boto3 Scan + DeleteItem loop,
-both on the same canned responses (no network, no emulator)."""
+both on canned responses (no network, no emulator).
+
+The worker runs as configured (``delete_mode`` batch by default: canned
+BatchExecuteStatement answers, each statement's old item returned); the bare
+loop is the best a per-item deleter can do: Scan, then one conditional
+DeleteItem per item, nothing else. Their ratio is ``worker_cpu_vs_bare_item``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import logging
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -14,7 +21,7 @@ from typing import Any, cast
 
 from scavenger.bench.canned import canned_client
 from scavenger.config import parse_sweeps
-from scavenger.expiry import Expressions
+from scavenger.expiry import AGE_VALUE, Expressions
 from scavenger.message import SegmentMessage
 from scavenger.observability import logger
 from scavenger.runtime import Runtime
@@ -24,6 +31,8 @@ from worker.handler import handle
 TABLE = "Workers"
 KEYS = ("WorkerId", "StartTime")
 CUTOFF = datetime(2026, 11, 21, 2, 0, 0, tzinfo=UTC)
+# `"Name" = ?` in a PartiQL statement: which parameter pins which attribute.
+PINNED = re.compile(r'"((?:[^"]|"")+)"\s*=\s*\?')
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ def _page(pages: int, page_size: int) -> Any:
                 "WorkerId": {"N": str(page * page_size + index)},
                 "StartTime": {"S": f"2026-11-{index % 28 + 1:02d}T00:00:00Z"},
                 "StartExecutionTime": {"S": expired},
+                "Completed": {"N": "1"},
             }
             for index in range(page_size)
         ]
@@ -74,11 +84,19 @@ def _page(pages: int, page_size: int) -> Any:
     return scan
 
 
-def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
-    part = request["Key"]["part"]["S"]
-    if part == "RUN":
-        return {"Item": RUN_ITEM}
-    item = {
+def _batch_execute(request: dict[str, Any]) -> dict[str, Any]:
+    """Every DELETE succeeds and returns the old item (what it pinned, rebuilt)."""
+    responses = []
+    for statement in request["Statements"]:
+        names = [name.replace('""', '"') for name in PINNED.findall(statement["Statement"])]
+        old = dict(zip(names, statement.get("Parameters", []), strict=False))
+        responses.append({"TableName": TABLE, "Item": old})
+    capacity = {"TableName": TABLE, "CapacityUnits": float(len(responses))}
+    return {"Responses": responses, "ConsumedCapacity": [capacity]}
+
+
+def _segment_item(part: str) -> dict[str, Any]:
+    return {
         "run_id": {"S": "bench"},
         "part": {"S": part},
         "status": {"S": "pending"},
@@ -86,29 +104,40 @@ def _ledger_segment(request: dict[str, Any]) -> dict[str, Any]:
         "cursor": {"S": "null"},
         "checkpoints": {"N": "0"},
     }
-    return {"Item": item}
 
 
-def _ledger_batch(request: dict[str, Any]) -> dict[str, Any]:
-    """The claim's read of the segment with its run (Ledger.get_segment_and_run)."""
+def _run_item() -> dict[str, Any]:
+    return {
+        "run_id": {"S": "bench"},
+        "part": {"S": "RUN"},
+        "sweep": {"S": "bench"},
+        "table": {"S": TABLE},
+        "total_segments": {"N": "2"},
+        "cutoff": {"S": "2026-11-21T02:00:00Z"},
+        "dry_run": {"BOOL": False},
+        "created_at": {"S": "2026-11-23T02:00:00Z"},
+        "status": {"S": "running"},
+        "segments_done": {"N": "1"},  # one of its two segments counted
+    }
+
+
+def _ledger_get(request: dict[str, Any]) -> dict[str, Any]:
+    part = request["Key"]["part"]["S"]
+    return {"Item": _run_item() if part == "RUN" else _segment_item(part)}
+
+
+def _ledger_batch_get(request: dict[str, Any]) -> dict[str, Any]:
+    """The claim's read: the segment item and its run item, in one call."""
     ((table, wanted),) = request["RequestItems"].items()
-    items = [_ledger_segment({"Key": key})["Item"] for key in wanted["Keys"]]
+    items = [
+        _run_item() if key["part"]["S"] == "RUN" else _segment_item(key["part"]["S"])
+        for key in wanted["Keys"]
+    ]
     return {"Responses": {table: items}, "UnprocessedKeys": {}}
 
 
-# The run the benchmarked segment finishes in: one of its two segments counted.
-RUN_ITEM = {
-    "run_id": {"S": "bench"},
-    "part": {"S": "RUN"},
-    "sweep": {"S": "bench"},
-    "table": {"S": TABLE},
-    "total_segments": {"N": "2"},
-    "cutoff": {"S": "2026-11-21T02:00:00Z"},
-    "dry_run": {"BOOL": False},
-    "created_at": {"S": "2026-11-23T02:00:00Z"},
-    "status": {"S": "running"},
-    "segments_done": {"N": "1"},
-}
+def _ledger_update(request: dict[str, Any]) -> dict[str, Any]:
+    return {}
 
 
 def _dynamodb(pages: int, page_size: int) -> Any:
@@ -119,6 +148,7 @@ def _dynamodb(pages: int, page_size: int) -> Any:
             "DeleteItem": lambda r: {
                 "ConsumedCapacity": {"TableName": TABLE, "CapacityUnits": 1.0}
             },
+            "BatchExecuteStatement": _batch_execute,
             "DescribeTable": lambda r: {
                 "Table": {
                     "TableName": TABLE,
@@ -128,10 +158,10 @@ def _dynamodb(pages: int, page_size: int) -> Any:
                     ],
                 }
             },
-            "GetItem": _ledger_segment,
-            "BatchGetItem": _ledger_batch,
-            "UpdateItem": lambda r: {},
-            "TransactWriteItems": lambda r: {},
+            "GetItem": _ledger_get,
+            "BatchGetItem": _ledger_batch_get,
+            "UpdateItem": _ledger_update,
+            "TransactWriteItems": lambda r: {},  # the last checkpoint, counted in the run
         },
     )
 
@@ -204,13 +234,24 @@ def worker_cpu(pages: int, page_size: int) -> float:
 
 
 def bare_cpu(pages: int, page_size: int) -> float:
-    """CPU seconds for Scan pages and a conditional DeleteItem per item, bare boto3."""
+    """CPU seconds for Scan pages and a conditional DeleteItem per item, bare boto3:
+    the worker's requests (projection, filter, condition, consumed capacity), no more."""
     client = _dynamodb(pages, page_size)
     expressions = Expressions.build(parse_sweeps([SWEEP])[0], KEYS)
     started = time.process_time()
     cursor = None
     while True:
-        request: dict[str, Any] = {"TableName": TABLE, "Segment": 1, "TotalSegments": 2}
+        request: dict[str, Any] = {
+            "TableName": TABLE,
+            "Segment": 1,
+            "TotalSegments": 2,
+            "Limit": page_size,
+            "ReturnConsumedCapacity": "TOTAL",
+            "ProjectionExpression": expressions.projection,
+            "ExpressionAttributeNames": expressions.projection_names | expressions.filter_names,
+            "FilterExpression": expressions.filter,
+            "ExpressionAttributeValues": expressions.filter_values,
+        }
         if cursor:
             request["ExclusiveStartKey"] = cursor
         page = client.scan(**request)
@@ -221,9 +262,10 @@ def bare_cpu(pages: int, page_size: int) -> float:
                 ConditionExpression=expressions.delete_condition,
                 ExpressionAttributeNames=expressions.delete_names,
                 ExpressionAttributeValues={
-                    ":sc_age": item["StartExecutionTime"],
+                    AGE_VALUE: item["StartExecutionTime"],
                     **expressions.user_values,
                 },
+                ReturnConsumedCapacity="TOTAL",
             )
         cursor = page.get("LastEvaluatedKey")
         if not cursor:

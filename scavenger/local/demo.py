@@ -372,7 +372,9 @@ def _run(
     )
     stats = fleet.run(until=monitor.done, on_tick=monitor.tick)
     monitor.refresh()
-    seconds = time.monotonic() - sweep_started
+    # The run ends when the ledger says it is done, not when the local fleet has
+    # finished stopping its pollers and containers (nothing waits for that on AWS).
+    seconds = (monitor.finished_at or time.monotonic()) - sweep_started
 
     observer.stage("checking the table against the seeded truth")
     remaining = remaining_keys(dynamodb, resources.table)
@@ -575,6 +577,7 @@ class RunMonitor:
         self.observer = observer
         self.counts = Counts()
         self.finished = False
+        self.finished_at: float | None = None  # when the run was first seen done
         self._last = 0.0
 
     def tick(self, _: FleetStats) -> None:
@@ -588,6 +591,8 @@ class RunMonitor:
         done = sum(1 for segment in segments if segment.status == "done")
         run = self.ledger.get_run(self.run_id)
         self.finished = run is not None and run.status == "done"
+        if self.finished and self.finished_at is None:
+            self.finished_at = time.monotonic()
         self.observer.sweeping(done, self.total, self.counts.deleted)
 
     def done(self) -> bool:
