@@ -55,11 +55,14 @@ PLANNER_LEDGER_ACTIONS = (
     "dynamodb:PutItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:UpdateItem",
+    "dynamodb:Query",  # a running run's shards still pending, to send them again
 )
 # The worker claims its segment, reading it with its run (BatchGet, Get), checkpoints and
-# halts it (Update) and sums the segments of a finished run (Query).
+# halts it (Update), counts it done with its run (a transaction of two Updates), sums the
+# segments of a finished run (Query) and plans a large run's shards (BatchWrite).
 WORKER_LEDGER_ACTIONS = (
     "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",  # a plan shard writes its segments' items
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
     "dynamodb:Query",

@@ -179,8 +179,8 @@ class SegmentSweeper:
                     "is not in the ledger"
                 )
             if state.status == "done":
-                # A crash may have come between marking the segment done and adding
-                # it to the run's done set; both steps are idempotent, so redo them.
+                # The segment was counted with its move to done (one transaction); a
+                # crash may have come before the run was finished: finish it if due.
                 self._finish_run()
                 return SweepResult(Outcome.DROPPED, reason="segment already done")
             if hop < state.hop:
@@ -346,11 +346,10 @@ class SegmentSweeper:
         return Counts(messages=1, worker_ms=round((self.clock() - self.began) * 1000))
 
     def _finish_run(self) -> None:
-        run = self.ledger.add_done_segment(self.message.run_id, self.message.segment)
-        if run.status == "running" and len(run.done_segments) >= run.total_segments:
-            totals = self.ledger.finish_run(self.message.run_id, run.total_segments)
-            if totals is not None:
-                logger.info("run done", extra={"totals": totals.as_dict()})
+        """Finish the run if this segment's count completed it (idempotent)."""
+        totals = self.ledger.finish_run_if_complete(self.message.run_id)
+        if totals is not None:
+            logger.info("run done", extra={"totals": totals.as_dict()})
 
 
 class SweptTableRetry(RetryPolicy):

@@ -521,12 +521,7 @@ class ContainerChaos:
         return keys
 
     def _carries_deletes(self, call: CallRecord) -> bool:
-        return (
-            self.pending > 0
-            and call.operation == "UpdateItem"
-            and call.params.get("TableName") == self.ledger_table
-            and _is_checkpoint(call)
-        )
+        return self.pending > 0 and _is_checkpoint(call, self.ledger_table)
 
     def _after_call(
         self,
@@ -558,7 +553,7 @@ class ContainerChaos:
                 key = list(_item_key(call.params["Key"]))
                 self.journal.record(DELETED, container=self.ordinal, key=key)
                 self._maybe_kill("after_delete")
-        elif call.operation == "UpdateItem" and table == self.ledger_table and _is_checkpoint(call):
+        elif _is_checkpoint(call, self.ledger_table):
             if ok and self.pending:
                 self.pending = 0
                 self.journal.record(CHECKPOINTED, container=self.ordinal)
@@ -592,9 +587,17 @@ def _internal(service: str) -> str:
     return "InternalServerError" if service == "dynamodb" else "InternalError"
 
 
-def _is_checkpoint(call: CallRecord) -> bool:
-    """A ledger write that carries a page's counters (Ledger.checkpoint)."""
-    return ":deleted" in call.params.get("ExpressionAttributeValues", {})
+def _is_checkpoint(call: CallRecord, ledger_table: str) -> bool:
+    """A ledger write that carries a page's counters (Ledger.checkpoint): an UpdateItem,
+    or for a segment's last page a transaction whose first write it is."""
+    update = call.params
+    if call.operation == "TransactWriteItems":
+        update = (call.params.get("TransactItems") or [{}])[0].get("Update", {})
+    elif call.operation != "UpdateItem":
+        return False
+    return update.get("TableName") == ledger_table and ":deleted" in update.get(
+        "ExpressionAttributeValues", {}
+    )
 
 
 def _sigkill(_: str) -> None:

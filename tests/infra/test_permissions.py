@@ -28,9 +28,11 @@ LEDGER_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:UpdateItem",
+        "dynamodb:Query",  # a running run's pending shards
     },
     WORKER_HANDLER: {
         "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",  # a plan shard's segment items
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "dynamodb:Query",

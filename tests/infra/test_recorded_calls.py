@@ -28,6 +28,7 @@ import pytest
 from botocore import xform_name
 
 from infra.bundling import handler_modules
+from planner import plan as plan_module
 from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.config import load_config, parse_sweeps, sweeps_to_json
@@ -115,9 +116,7 @@ UNRECORDED: dict[str, dict[Grant, str]] = {
 }
 # Client operations the handlers' modules contain that no function calls: the operator CLI
 # uses these methods of the shared adapters.
-CLI_ONLY = {
-    "TransactWriteItems": "Ledger.requeue_segment: `scavenger requeue` only",
-}
+CLI_ONLY: dict[str, str] = {}
 # Calls of the functions this moto run cannot make, checked against the grants elsewhere.
 RECORDED_ELSEWHERE = {
     "BatchExecuteStatement": "the batch path: moto's PartiQL is not DynamoDB's; "
@@ -128,6 +127,8 @@ MUST_RECORD: set[tuple[str, str, tuple[str, ...]]] = {
     (PLANNER, "dynamodb:DescribeTable", ("table", "Workers")),
     (PLANNER, "dynamodb:Scan", ("table", "Workers")),
     (WORKER, "dynamodb:BatchGetItem", ("ledger",)),
+    (WORKER, "dynamodb:BatchWriteItem", ("ledger",)),
+    (WORKER, "dynamodb:UpdateItem", ("ledger",)),
     (PLANNER, "dynamodb:PutItem", ("ledger",)),
     (PLANNER, "dynamodb:BatchWriteItem", ("ledger",)),
     (PLANNER, "dynamodb:UpdateItem", ("ledger",)),
@@ -225,6 +226,17 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
 
         stack = Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, queue_arn, LEDGER)
         drained = drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
+
+        # A run past the shard threshold: the planner sends plan shards, workers plan them.
+        unsharded = plan_module.SHARD_THRESHOLD, plan_module.SHARD_SEGMENTS
+        monkeypatch.setattr(plan_module, "SHARD_THRESHOLD", 1)
+        monkeypatch.setattr(plan_module, "SHARD_SEGMENTS", 1)
+        (sharded,) = planner_handler({"sweep": "old-sessions"}, None)["runs"]
+        assert sharded["shards"] == 2, sharded
+        drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
+        assert ledger_run_status(dynamodb, sharded["run_id"]) == "done"
+        monkeypatch.setattr(plan_module, "SHARD_THRESHOLD", unsharded[0])
+        monkeypatch.setattr(plan_module, "SHARD_SEGMENTS", unsharded[1])
 
         # A segment message the worker cannot sweep: the failure is noted on its segment.
         stray = SegmentMessage(
