@@ -15,6 +15,7 @@ replay succeeded (exit 1 if any is kept).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import os
@@ -25,7 +26,7 @@ from rich.table import Table
 
 from planner.plan import Planner, PlanRequest, PlanResult
 from scavenger.cost import Prices, projected_run
-from scavenger.errors import ConfigError
+from scavenger.errors import ConfigError, FatalError, RetryableError
 from scavenger.ops.context import (
     Operator,
     aws_errors_as_user_errors,
@@ -72,8 +73,9 @@ def run(args: argparse.Namespace) -> int:
     with aws_errors_as_user_errors(), engine_logs_on_stderr(logging.ERROR):
         operator = Operator.from_args(args)
         planner = Planner(ledger=operator.ledger, queue=operator.queue, dynamodb=operator.dynamodb)
-        for sweep in sweeps:  # every sweep checked before any run starts
-            planner.check_expression(sweep)
+        for sweep in sweeps:  # every where DynamoDB rejects, before any run starts
+            with contextlib.suppress(FatalError, RetryableError):
+                planner.check_expression(sweep)  # (a table it cannot read: plan says so)
         results = []
         for sweep in sweeps:
             result = planner.plan(sweep, dry_run=args.dry_run)

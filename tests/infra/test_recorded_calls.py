@@ -416,3 +416,22 @@ def test_each_dynamodb_call_maps_to_the_iam_actions_it_needs(
     operation: str, params: dict[str, Any], expected: list[tuple[str, str]]
 ) -> None:
     assert list(dynamodb_actions(operation, params)) == expected
+
+
+def test_the_session_audit_flags_a_call_the_roles_do_not_allow(
+    template_json: dict[str, Any],
+) -> None:
+    from tests.infra.audit import audit, recorded
+
+    lines = [
+        json.dumps({"function": WORKER, "operation": "GetItem", "grants": [[a, k]]})
+        for a, k in [
+            ("dynamodb:GetItem", "swept-table"),
+            ("dynamodb:BatchGetItem", "ledger"),
+            ("dynamodb:PutItem", "swept-table"),
+        ]
+    ]
+
+    assert audit(recorded(lines), template_json) == [
+        "worker: dynamodb:PutItem on a swept-table is not granted"
+    ]

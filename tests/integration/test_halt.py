@@ -187,9 +187,9 @@ def test_a_missing_table_halts_the_run(stack, seeded):
 
 def test_a_where_dynamodb_rejects_halts_the_run_on_its_first_scan(stack, seeded, monkeypatch):
     # The planner reads the where before a run starts; this one is redeployed under a
-    # running run.
+    # running run, and passes the config's syntax check: `status` is a reserved word.
     run_id = start_run()
-    configure_sweeps(monkeypatch, {**SWEEP, "where": "#c = :n1 ORR #c = :s1"})
+    configure_sweeps(monkeypatch, {**SWEEP, "where": "#c = :n1 OR status = :s1"})
 
     assert work(stack) == 0
 
@@ -349,3 +349,19 @@ def test_on_the_fleet_wrong_permissions_halt_the_run_before_any_record_fails(
     assert finished.status == "done" and finished.last_halt == run.halt
     assert remaining_keys(dynamodb, TABLE) == truth.kept  # wrongly deleted 0, missed 0
     assert finished.totals.deleted == len(truth.doomed)
+
+
+def test_requeue_of_halted_segments_by_number_also_resumes_the_run(stack, seeded, cli):
+    run_id = start_run()
+    refusal = RefuseTable(aws.client("dynamodb"), TABLE, code="ResourceNotFoundException")
+    work(stack)
+    assert_halted(stack, run_id, "ResourceNotFoundException")
+    refusal.refusing = False
+
+    every = ("--segment", "0", "--segment", "1", "--segment", "2")
+    requeued = cli("requeue", run_id, *every, "--json")
+
+    assert requeued.code == 0 and requeued.json["resumed_run"] is True
+    assert ledger(stack).get_run(run_id).status == "running"
+    assert work(stack) == 0
+    assert_exact(stack, seeded, run_id)

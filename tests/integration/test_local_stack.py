@@ -88,6 +88,23 @@ def test_local_up_outlives_the_command_and_down_stops_everything(
     assert "no runs in the ledger" in status.stdout and status.stderr == ""
     plan = scavenger(tmp_path, marker, "plan", "--dry-run", extra=environment)
     assert plan.returncode == 0 and "planned runs" in plan.stdout and plan.stderr == ""
+    # In a shell: `> out.txt` holds the table, `2>/dev/null` drops only the rest.
+    shell = subprocess.run(
+        ["bash", "-c", "scavenger status > out.txt && scavenger work --workers 1 2>/dev/null"],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
+            **environment,
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "SCAVENGER_TEST_MARKER": marker,
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shell.returncode == 0, shell.stderr
+    assert "recent runs" in (tmp_path / "out.txt").read_text()
+    assert shell.stdout.startswith("queue drained in") and shell.stderr == ""
     nope = scavenger(tmp_path, marker, "status", "--sweep", "nope", extra=environment)
     assert nope.returncode == 2 and nope.stdout == ""
     assert nope.stderr.startswith("scavenger status: error: --sweep nope: no such sweep")
