@@ -39,6 +39,8 @@ NUMBER_EXPONENTS = (-130, 125)  # of the leading digit
 MAX_SHOWN = 60
 MAX_DELETES_PER_SECOND = 1_000_000
 MAX_WRITE_UNITS_PER_SECOND = 10_000_000
+DeleteMode = Literal["batch", "item"]
+DELETE_MODES: tuple[DeleteMode, ...] = ("batch", "item")
 # Placeholders Scavenger adds to the user's expression; user keys may not use the prefix.
 RESERVED_PREFIX = "sc_"
 
@@ -56,6 +58,7 @@ SWEEP_KEYS = frozenset(
         "dry_run",
         "deletes_per_second",
         "max_write_units_per_second",
+        "delete_mode",
     }
 )
 REQUIRED_KEYS = ("name", "table", "age_attribute", "age_format", "max_age")
@@ -80,6 +83,9 @@ class Sweep:
     # Fleet-wide write capacity units per second; None: the planner's default (half the
     # table's capacity, scavenger.budget); 0: no fleet budget.
     max_write_units_per_second: float | None = None
+    # batch: up to 25 pinned PartiQL DELETEs a call; item: one conditional DeleteItem a call
+    # (tables where PartiQL is not allowed, and emulators without a faithful PartiQL).
+    delete_mode: DeleteMode = "batch"
 
     def to_json(self) -> dict[str, Any]:
         """The sweep as the JSON object that ``SCAVENGER_SWEEPS`` holds."""
@@ -92,6 +98,7 @@ class Sweep:
             "segments": self.segments,
             "dry_run": self.dry_run,
             "deletes_per_second": self.deletes_per_second,
+            "delete_mode": self.delete_mode,
         }
         if self.max_write_units_per_second is not None:
             data["max_write_units_per_second"] = self.max_write_units_per_second
@@ -281,6 +288,7 @@ def _build_sweep(raw: dict[str, Any]) -> Sweep:
         dry_run=_parse_bool(raw.get("dry_run", False), "dry_run"),
         deletes_per_second=_parse_rate(raw.get("deletes_per_second", 0)),
         max_write_units_per_second=_parse_write_budget(raw.get("max_write_units_per_second")),
+        delete_mode=_parse_delete_mode(raw.get("delete_mode", "batch")),
     )
 
 
@@ -398,3 +406,10 @@ def _parse_write_budget(value: object) -> float | None:
             "0 = no fleet budget; absent = half the table's write capacity)"
         )
     return float(value)
+
+
+def _parse_delete_mode(value: object) -> DeleteMode:
+    for mode in DELETE_MODES:
+        if value == mode and isinstance(value, str):
+            return mode
+    raise ConfigError(f"delete_mode: {shown(value)} is not one of {', '.join(DELETE_MODES)}")

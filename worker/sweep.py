@@ -8,6 +8,7 @@ stale hops are detected rather than counted twice.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from scavenger.pacing import Pacing, WritePacer
 from scavenger.queue import SegmentQueue
 from scavenger.retry import Budget, RetryPolicy
 from scavenger.runtime import Runtime
-from scavenger.table import Meter, SweptTable
+from scavenger.table import MAX_STATEMENTS, Deleted, Meter, SweptTable
 
 T = TypeVar("T")
 
@@ -190,9 +191,11 @@ class SegmentSweeper:
                     "is not in the ledger"
                 )
             if state.status == "done":
-                # A crash may have come between marking the segment done and adding
-                # it to the run's done set; both steps are idempotent, so redo them.
+                # The segment was counted with its move to done (one transaction); a
+                # crash may have come before the run was finished: finish it if due.
                 self._finish_run()
+                if run is not None and run.status != "running":
+                    self._report_closed()  # its closing worker may have died unreported
                 return SweepResult(Outcome.DROPPED, reason="segment already done")
             if hop < state.hop:
                 return SweepResult(Outcome.DROPPED, reason=f"stale hop {hop} < {state.hop}")
@@ -215,39 +218,97 @@ class SegmentSweeper:
         self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacing, tally: Tally
     ) -> bool:
         """Classify and delete one page's items; False if time ran out part-way."""
-        dry_run = self.message.dry_run
+        expired: list[dict[str, Any]] = []
         for item in items:
-            if self.deadline.remaining_seconds() < self.floor_seconds:
-                return False
             age = rule.classify(item)
-            if age is Age.FRESH:
-                continue
             if age is Age.UNPARSEABLE:
                 tally.unparseable += 1
-                continue
-            tally.expired += 1
-            if dry_run:
-                continue
-            wait = pacer.delay()
+            elif age is Age.EXPIRED:
+                tally.expired += 1
+                expired.append(item)
+        if self.message.dry_run:
+            return True
+        batch = self.sweep.delete_mode == "batch" and self.table.expressions.pinned is not None
+        size = MAX_STATEMENTS if batch else 1
+        for start in range(0, len(expired), size):
+            chunk = expired[start : start + size]
+            if self.deadline.remaining_seconds() < self.floor_seconds:
+                return False
+            wait = pacer.delay(len(chunk))
             if wait:
                 if self.deadline.remaining_seconds() - wait < self.floor_seconds:
-                    tally.expired -= 1
                     return False
                 self.sleep(wait)
             try:
-                deleted = self._delete(item, rule)
+                if batch:
+                    self._delete_batch(chunk, rule, tally)
+                elif self._delete(chunk[0], rule):
+                    tally.deleted += 1
+                else:
+                    tally.skipped += 1
             except RetryableError:
-                tally.expired -= 1
                 return False
             finally:
                 pacer.settle()
-            if deleted:
-                tally.deleted += 1
-            else:
-                tally.skipped += 1
         return True
 
-    def _delete(self, item: dict[str, Any], rule: AgeRule) -> bool:
+    def _delete_batch(self, items: list[dict[str, Any]], rule: AgeRule, tally: Tally) -> None:
+        """Delete up to 25 expired items in one call, each pinned to what was scanned.
+
+        A statement whose pins failed brings the item as it is now. Gone, fresh or
+        unparseable: skipped. Still expired with ``where``'s attributes as scanned: tried
+        again at its new age (up to REREADS times). ``where``'s attributes changed: the
+        item path's conditional delete (which evaluates ``where``) decides.
+        Each verdict is counted once, as it arrives, so a batch cut short by the
+        budget has counted exactly what it did.
+        """
+        for round_ in range(1 + REREADS):
+            again: list[dict[str, Any]] = []
+            rewritten: list[dict[str, Any]] = []
+            retry = round_ < REREADS
+            self.table.delete_batch(
+                items, functools.partial(self._judge, rule, tally, again, rewritten, retry)
+            )
+            for current in rewritten:
+                if self._delete(current, rule, REREADS - round_ - 1):
+                    tally.deleted += 1
+                else:
+                    tally.skipped += 1
+            if not again:
+                return
+            items = again
+
+    def _judge(
+        self,
+        rule: AgeRule,
+        tally: Tally,
+        again: list[dict[str, Any]],
+        rewritten: list[dict[str, Any]],
+        retry: bool,
+        item: dict[str, Any],
+        verdict: Deleted,
+        current: dict[str, Any] | None,
+    ) -> None:
+        """Count one statement's verdict, or queue the item for another try."""
+        attribute = self.sweep.age_attribute
+        if verdict is Deleted.DELETED:
+            tally.deleted += 1
+        elif (
+            verdict is Deleted.GONE
+            or current is None
+            or rule.classify(current) is not Age.EXPIRED
+            or not retry
+        ):
+            tally.skipped += 1
+        elif not self.table.statement.unchanged(item, current):
+            # What ``where`` reads changed: only its own condition can tell.
+            rewritten.append(current)
+        elif current.get(attribute) == item[attribute]:
+            tally.skipped += 1  # changed and changed back: as the item path, leave it
+        else:
+            again.append(current)
+
+    def _delete(self, item: dict[str, Any], rule: AgeRule, rereads: int = REREADS) -> bool:
         """Delete an expired item on condition that it is unchanged.
 
         When the condition fails, the item is read again: one rewritten since the
@@ -256,7 +317,7 @@ class SegmentSweeper:
         is gone, fresh, unparseable or no longer matches ``where`` is left alone.
         """
         attribute = self.sweep.age_attribute
-        for _ in range(1 + REREADS):
+        for _ in range(1 + rereads):
             if self.table.delete_if_unchanged(item, item[attribute]):
                 return True
             current = self.table.current(item)
@@ -304,14 +365,11 @@ class SegmentSweeper:
         return Counts(messages=1, worker_ms=round((self.clock() - self.began) * 1000))
 
     def _finish_run(self) -> None:
-        run = self.ledger.add_done_segment(self.message.run_id, self.message.segment)
-        if run.status == "running" and len(run.done_segments) >= run.total_segments:
-            totals = self.ledger.finish_run(self.message.run_id, run.total_segments)
-            if totals is not None:
-                logger.info("run done", extra={"totals": totals.as_dict()})
-                self._report_closed()
-        elif run.status != "running":
-            self._report_closed()  # a redelivery: the closing worker may have died unreported
+        """Finish the run if this segment's count completed it (idempotent), and report it."""
+        totals = self.ledger.finish_run_if_complete(self.message.run_id)
+        if totals is not None:
+            logger.info("run done", extra={"totals": totals.as_dict()})
+            self._report_closed()
 
     def _halter(self, halt: Halt) -> RunReporter | None:
         """The reporter, for the redelivery of the message whose segment halted the run."""

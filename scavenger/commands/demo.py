@@ -411,7 +411,8 @@ def report_table(report: DemoReport) -> Table:
         "these units at AWS on-demand prices: "
         f"DynamoDB ${cost['dynamodb_reads'] + cost['dynamodb_writes']:.4f}, "
         f"Lambda ${cost['lambda_compute'] + cost['lambda_requests']:.4f}, "
-        f"SQS ${cost['sqs_requests']:.4f}",
+        f"SQS ${cost['sqs_requests']:.4f}; "
+        f"{data['write_units']:,.0f} write units: {data['write_units_basis']}",
     )
     return table
 

@@ -188,6 +188,19 @@ def render(results: list[PlanResult], ceilings: dict[str, dict[str, Any]]) -> No
     for result in results:
         if result.started and result.write_budget is not None:
             console().print(f"{result.sweep}: {escape(result.write_budget.describe())}")
+        if result.dry_run and result.sizing:
+            sizing = result.sizing
+            line = (
+                f"{result.sweep}: auto segments: {sizing['item_count']:,} items / "
+                f"{sizing['items_per_segment']:,} a segment = {sizing['segments']:,} "
+                f"({sizing['items_per_worker_second']:,} items per worker-second "
+                f"({sizing['rate_source']}) x {sizing['target_seconds_per_segment']:g} s, "
+                f"{sizing['target_seconds_per_segment'] / sizing['worker_timeout_seconds']:.0%} "
+                f"of the {sizing['worker_timeout_seconds']} s worker timeout; "
+                f"MaximumConcurrency {sizing['max_concurrency']}, write budget "
+                f"{sizing['write_units_per_second'] or 'none'})"
+            )
+            console().print(escape(line))
     for sweep, ceiling in ceilings.items():
         console().print(
             f"{sweep}: a real run would cost at most ${ceiling['total']:.4f} (every item "

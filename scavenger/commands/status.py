@@ -122,7 +122,7 @@ def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
                 run.run_id,
                 run.created_at,
                 run.status + (" (dry run)" if run.dry_run else ""),
-                f"{len(run.done_segments)}/{run.total_segments}",
+                f"{run.segments_done}/{run.total_segments}",
                 str(summary.failed),
                 str(summary.counts.deleted),
                 human_duration(summary.seconds),
@@ -155,7 +155,7 @@ def render_detail(detail: RunDetail, now: datetime) -> None:
     out.print(
         f"run {run.run_id}  sweep {run.sweep}  table {run.table}  {run.status}"
         f"{' (dry run)' if run.dry_run else ''}  "
-        f"{len(run.done_segments)}/{run.total_segments} segments done  "
+        f"{run.segments_done}/{run.total_segments} segments done  "
         f"cutoff {run.cutoff}  started {run.created_at}  "
         f"duration {human_duration(summary.seconds)}"
     )

@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from scavenger import aws
 from scavenger.config import Sweep, load_config, sweeps_to_json
-from scavenger.cost import Prices, estimate
+from scavenger.cost import Prices, estimate, write_units_basis
 from scavenger.errors import ScavengerError
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Counts, Ledger
@@ -175,7 +175,6 @@ class DemoReport:
             "ledger_deleted": self.ledger.deleted,
             "seconds": round(self.seconds, 3),
             "deleted_per_second": round(self.deleted_per_second, 1),
-            "write_units": self.ledger.write_units,
             "write_units_per_second": round(self.write_units_per_second, 1),
             "write_budget": self.write_budget,
             "segments": self.segments,
@@ -192,6 +191,8 @@ class DemoReport:
             "seed_seconds": round(self.seed_seconds, 3),
             "total_seconds": round(self.total_seconds, 3),
             "cost": estimate(self.ledger, prices=Prices.from_env()).to_json(),
+            "write_units": round(self.ledger.write_units, 1),
+            "write_units_basis": write_units_basis(self.backend),
             "log_file": self.log_path,
         }
 
@@ -353,6 +354,7 @@ def _run(
         resources.table,
         options.total_segments,
         max_write_units_per_second=options.write_budget,
+        delete_mode=delete_mode_for(options.dynamodb),
     )
 
     now = datetime.now(UTC).replace(microsecond=0)
@@ -499,18 +501,28 @@ def create_demo_table(dynamodb: Any, table: str) -> None:
     dynamodb.get_waiter("table_exists").wait(TableName=table)
 
 
+def delete_mode_for(backend: str) -> str:
+    """The delete path a DynamoDB backend can run faithfully: batch (PartiQL) on AWS's
+    own DynamoDB Local; item on moto (its PartiQL DELETE ignores the predicates) and on
+    dynalite (no PartiQL)."""
+    return "batch" if backend == "dynamodb-local" else "item"
+
+
 def write_sweep_config(
     path: Path,
     table: str,
     segments: int,
     deletes_per_second: int = 0,
+    delete_mode: str = "item",
     *,
     max_write_units_per_second: float | None = None,
 ) -> Sweep:
-    """The sweep, as a user would write it, read back by the real config parser (without
-    ``max_write_units_per_second``: the planner's default budget)."""
+    """The sweep, as a user would write it, read back by the real config parser.
+    ``delete_mode`` stays "item" unless the caller's backend runs PartiQL faithfully
+    (``delete_mode_for``); without ``max_write_units_per_second``: the planner's default
+    budget."""
     path.write_text(
-        sweep_toml(table, segments, deletes_per_second, max_write_units_per_second),
+        sweep_toml(table, segments, deletes_per_second, delete_mode, max_write_units_per_second),
         encoding="utf-8",
     )
     return load_config(path).sweep(SWEEP_NAME)
@@ -520,6 +532,7 @@ def sweep_toml(
     table: str,
     segments: int,
     deletes_per_second: int = 0,
+    delete_mode: str = "item",
     max_write_units_per_second: float | None = None,
 ) -> str:
     """The demo's sweep as ``[[sweeps]]`` TOML: what a user would write for this table."""
@@ -539,7 +552,8 @@ def sweep_toml(
         'names = { "#c" = "Completed" }\n'
         'values = { ":n1" = 1, ":s1" = "1" }\n'
         f"segments = {segments}\n"
-        f"deletes_per_second = {deletes_per_second}\n" + budget
+        f"deletes_per_second = {deletes_per_second}\n"
+        f'delete_mode = "{delete_mode}"\n' + budget
     )
 
 
