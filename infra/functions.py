@@ -109,6 +109,7 @@ class SweepFunctions(Construct):
             "SCAVENGER_QUEUE_URL": queues.queue.queue_url,
             "SCAVENGER_DLQ_URL": queues.dead_letter_queue.queue_url,
             "SCAVENGER_LEDGER_TABLE": ledger.table_name,
+            "SCAVENGER_MAX_CONCURRENCY": str(settings.max_concurrency),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }

@@ -24,6 +24,7 @@ def plan(request: PlanRequest, runtime: Runtime) -> dict[str, Any]:
         ledger=Ledger(runtime.dynamodb, runtime.settings.ledger_table),
         queue=SegmentQueue(runtime.sqs, runtime.settings.queue_url),
         dynamodb=runtime.dynamodb,
+        max_concurrency=runtime.settings.max_concurrency,
         fleet=fleet(),
     )
     return {"runs": [planner.plan(sweep, dry_run=request.dry_run).to_json() for sweep in sweeps]}

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from scavenger.budget import WriteBudget, choose_budget
 from scavenger.config import MAX_SEGMENTS, Sweep
 from scavenger.errors import ConfigError, FatalError
 from scavenger.expiry import Expressions, format_instant, parse_instant
@@ -66,11 +67,14 @@ class PlanResult:
     cutoff: str | None = None
     dry_run: bool = False
     reason: str = ""
+    write_budget: WriteBudget | None = None
     shards: int = 0
     sizing: dict[str, Any] | None = None  # how "auto" chose the segment count
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["write_budget"] = self.write_budget.to_json() if self.write_budget else None
+        return data
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,7 @@ class Planner:
         dynamodb: Any,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry: RetryPolicy | None = None,
+        max_concurrency: int | None = None,
         shard_threshold: int | None = None,
         shard_segments: int | None = None,
         fleet: Fleet | None = None,
@@ -193,6 +198,8 @@ class Planner:
         self.dynamodb = dynamodb
         self.clock = clock
         self.retry = retry or RetryPolicy(NoDeadline())
+        self.max_concurrency = max_concurrency
+        self._description: dict[str, Any] = {}
         self.shard_threshold = SHARD_THRESHOLD if shard_threshold is None else shard_threshold
         self.shard_segments = SHARD_SEGMENTS if shard_segments is None else shard_segments
         self.fleet = fleet or Fleet.from_env()
@@ -224,6 +231,9 @@ class Planner:
         self.check_expression(sweep)
         sizing = self._sizing(sweep, running)
         total = sweep.segments if sweep.segments != "auto" else sizing.segments
+        budget = choose_budget(sweep.max_write_units_per_second, self._description).shared(
+            total, self.max_concurrency
+        )
         now = self.clock().astimezone(UTC).replace(microsecond=0)
         cutoff = now - sweep.max_age
         run_id = new_run_id(now)
@@ -255,6 +265,7 @@ class Planner:
                     total_segments=total,
                     cutoff=cutoff,
                     dry_run=dry_run,
+                    wcu=budget.per_worker,
                 )
                 for segment in range(total)
             ]
@@ -285,6 +296,7 @@ class Planner:
                 "segments": total,
                 "shards": len(shards),
                 "dry_run": dry_run,
+                "write_budget": budget.to_json(),
             },
         )
         return PlanResult(
@@ -294,6 +306,7 @@ class Planner:
             segments=total,
             cutoff=format_instant(cutoff),
             dry_run=dry_run,
+            write_budget=budget,
             shards=len(shards),
             sizing=sizing.to_json() if sweep.segments == "auto" else None,
         )
@@ -358,6 +371,7 @@ class Planner:
         table = self.retry.call(
             lambda: self.dynamodb.describe_table(TableName=sweep.table), "DescribeTable"
         )["Table"]
+        self._description = table  # the write budget's default comes from it too
         rate, source = measured_rate(previous) or (DEFAULT_ITEMS_PER_WORKER_SECOND, "default")
         budget = getattr(sweep, "max_write_units_per_second", None)  # where the config has one
         return size_segments(

@@ -19,6 +19,10 @@ FIELDS = frozenset(
     {"v", "run_id", "sweep", "table", "segment", "total_segments", "cutoff", "cursor", "hop"}
     | {"dry_run"}
 )
+# Optional: this message's share of the fleet-wide write budget (write units per second)
+# and the rate the worker had paced down to, carried into its continuation.
+OPTIONAL_FIELDS = frozenset({"wcu", "wcu_rate"})
+MAX_WRITE_UNITS = 10_000_000
 Key = dict[str, dict[str, Any]]  # a DynamoDB key in low-level JSON (B values are bytes)
 # Planner run ids are short ("20261123T020000Z-3f9c"); a ledger key is at most 1 KB.
 MAX_RUN_ID_LENGTH = 128
@@ -35,6 +39,8 @@ class SegmentMessage:
     cursor: Key | None = None
     hop: int = 0
     dry_run: bool = False
+    wcu: float | None = None
+    wcu_rate: float | None = None
 
     @property
     def group_id(self) -> str:
@@ -47,10 +53,13 @@ class SegmentMessage:
             parts.append(nonce)
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
-    def continuation(self, cursor: Key | None) -> SegmentMessage:
-        return replace(self, cursor=cursor, hop=self.hop + 1)
+    def continuation(self, cursor: Key | None, wcu_rate: float | None = None) -> SegmentMessage:
+        """The next hop from ``cursor``; ``wcu_rate`` is where the pacer stood (None: keep)."""
+        rate = self.wcu_rate if wcu_rate is None else wcu_rate
+        return replace(self, cursor=cursor, hop=self.hop + 1, wcu_rate=rate)
 
     def to_json(self) -> str:
+        optional = {name: getattr(self, name) for name in sorted(OPTIONAL_FIELDS)}
         return json.dumps(
             {
                 "v": VERSION,
@@ -63,6 +72,7 @@ class SegmentMessage:
                 "cursor": cursor_to_json(self.cursor),
                 "hop": self.hop,
                 "dry_run": self.dry_run,
+                **{name: value for name, value in optional.items() if value is not None},
             },
             separators=(",", ":"),
         )
@@ -78,9 +88,9 @@ class SegmentMessage:
             raise InvalidMessage("body is JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise InvalidMessage("body is not a JSON object")
-        if set(data) != FIELDS:
+        if not FIELDS <= set(data) <= FIELDS | OPTIONAL_FIELDS:
             missing = sorted(FIELDS - set(data))
-            extra = [shown(name) for name in sorted(set(data) - FIELDS)[:5]]
+            extra = [shown(name) for name in sorted(set(data) - FIELDS - OPTIONAL_FIELDS)[:5]]
             raise InvalidMessage(f"fields do not match: missing {missing}, unexpected {extra}")
         if type(data["v"]) is not int or data["v"] != VERSION:
             raise InvalidMessage(f"v: unsupported version {shown(data['v'])}")
@@ -112,7 +122,21 @@ class SegmentMessage:
             cursor=cursor_from_json(data["cursor"]),
             hop=hop,
             dry_run=data["dry_run"],
+            wcu=_units(data, "wcu"),
+            wcu_rate=_units(data, "wcu_rate"),
         )
+
+
+def _units(data: dict[str, Any], name: str) -> float | None:
+    """An optional write-units rate: absent or null is None, else a number > 0."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidMessage(f"{name}: {shown(value)} must be a number")
+    if not 0 < value <= MAX_WRITE_UNITS:  # NaN and infinities fail this too
+        raise InvalidMessage(f"{name}: {shown(value)} must be in (0, {MAX_WRITE_UNITS}]")
+    return float(value)
 
 
 def _integer(data: dict[str, Any], name: str, low: int, high: int) -> int:

@@ -27,6 +27,8 @@ class Runtime:
     dynamodb: Any
     sqs: Any
     sleep: Callable[[float], None] = time.sleep
+    events: Any = None  # an EventBridge client when settings.event_bus is set
+    clock: Callable[[], float] = time.monotonic  # the workers' pacing clock (tests set one)
     _keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def sweep(self, name: str) -> Sweep:
@@ -58,6 +60,9 @@ class Runtime:
                 "dynamodb", endpoint_url=settings.endpoint_url, region=settings.region
             ),
             sqs=aws.client("sqs", endpoint_url=settings.endpoint_url, region=settings.region),
+            events=aws.client("events", endpoint_url=settings.endpoint_url, region=settings.region)
+            if settings.event_bus
+            else None,
         )
 
 

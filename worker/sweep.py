@@ -16,10 +16,12 @@ from typing import Any, TypeVar
 
 from scavenger.config import Sweep
 from scavenger.errors import FatalError, RetryableError, SystemicError, systemic
+from scavenger.events import RunReporter
 from scavenger.expiry import Age, AgeRule, Expressions
 from scavenger.ledger import Counts, Halt, Ledger, SegmentState, now_iso
 from scavenger.message import Key, SegmentMessage
 from scavenger.observability import logger
+from scavenger.pacing import Pacing, WritePacer
 from scavenger.queue import SegmentQueue
 from scavenger.retry import Budget, RetryPolicy
 from scavenger.runtime import Runtime
@@ -120,6 +122,8 @@ class SegmentSweeper:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     counts: Counts = field(default_factory=Counts)
+    reporter: RunReporter | None = None  # publishes the run's report once it is closed
+    pacing: Pacing | None = field(default=None, init=False)
 
     def run(self) -> SweepResult:
         self.began = self.clock()
@@ -127,7 +131,9 @@ class SegmentSweeper:
         if isinstance(state, SweepResult):
             return state
         rule = AgeRule(self.sweep.age_attribute, self.sweep.age_format, self.message.cutoff)
-        pacer = Pacer(self.sweep.deletes_per_second, self.clock)
+        pacer = self.pacing = Pacing(
+            Pacer(self.sweep.deletes_per_second, self.clock), self._write_pacer(), self.meter
+        )
         cursor, checkpoints = state.cursor, state.checkpoints
         slowest_page = 0.0
         while True:
@@ -164,6 +170,12 @@ class SegmentSweeper:
                 self._finish_run()
                 return SweepResult(Outcome.DONE, self.counts)
 
+    def _write_pacer(self) -> WritePacer | None:
+        """The message's share of the fleet's write budget, from the rate it was carried at."""
+        if not self.message.wcu:
+            return None
+        return WritePacer(self.message.wcu, self.message.wcu_rate, self.clock)
+
     def _claim(self) -> SegmentState | SweepResult:
         """Compare the message with the ledger: proceed, or drop a duplicate/stale hop.
 
@@ -182,11 +194,15 @@ class SegmentSweeper:
                 # The segment was counted with its move to done (one transaction); a
                 # crash may have come before the run was finished: finish it if due.
                 self._finish_run()
+                if run is not None and run.status != "running":
+                    self._report_closed()  # its closing worker may have died unreported
                 return SweepResult(Outcome.DROPPED, reason="segment already done")
             if hop < state.hop:
                 return SweepResult(Outcome.DROPPED, reason=f"stale hop {hop} < {state.hop}")
             if run is not None and run.halt is not None:
-                return halt_segment(self.ledger, self.message, run.halt.describe())
+                return halt_segment(
+                    self.ledger, self.message, run.halt.describe(), self._halter(run.halt)
+                )
             if state.status == "halted":
                 return SweepResult(
                     Outcome.DROPPED,
@@ -199,7 +215,7 @@ class SegmentSweeper:
         raise RetryableError("ledger kept changing while claiming the segment")
 
     def _sweep_page(
-        self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacer, tally: Tally
+        self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacing, tally: Tally
     ) -> bool:
         """Classify and delete one page's items; False if time ran out part-way."""
         expired: list[dict[str, Any]] = []
@@ -232,6 +248,8 @@ class SegmentSweeper:
                     tally.skipped += 1
             except RetryableError:
                 return False
+            finally:
+                pacer.settle()
         return True
 
     def _delete_batch(self, items: list[dict[str, Any]], rule: AgeRule, tally: Tally) -> None:
@@ -333,7 +351,8 @@ class SegmentSweeper:
             error = f"hop budget exhausted: {self.message.hop + 1} > max_hops {self.max_hops}"
             self.ledger.record_failure(self.message.run_id, self.message.segment, error)
             raise FatalError(error)
-        self.queue.send(self.message.continuation(cursor))
+        rate = self.pacing.rate if self.pacing is not None else None
+        self.queue.send(self.message.continuation(cursor, wcu_rate=rate))
         usage = self._usage()
         if self.ledger.advance_hop(
             self.message.run_id, self.message.segment, self.message.hop, usage
@@ -346,10 +365,19 @@ class SegmentSweeper:
         return Counts(messages=1, worker_ms=round((self.clock() - self.began) * 1000))
 
     def _finish_run(self) -> None:
-        """Finish the run if this segment's count completed it (idempotent)."""
+        """Finish the run if this segment's count completed it (idempotent), and report it."""
         totals = self.ledger.finish_run_if_complete(self.message.run_id)
         if totals is not None:
             logger.info("run done", extra={"totals": totals.as_dict()})
+            self._report_closed()
+
+    def _halter(self, halt: Halt) -> RunReporter | None:
+        """The reporter, for the redelivery of the message whose segment halted the run."""
+        return self.reporter if halt.segment == self.message.segment else None
+
+    def _report_closed(self) -> None:
+        if self.reporter is not None:
+            self.reporter.run_closed(self.message.run_id)
 
 
 class SweptTableRetry(RetryPolicy):
@@ -370,7 +398,12 @@ class SweptTableRetry(RetryPolicy):
             raise found from exc
 
 
-def halt_run(ledger: Ledger, message: SegmentMessage, error: SystemicError) -> SweepResult:
+def halt_run(
+    ledger: Ledger,
+    message: SegmentMessage,
+    error: SystemicError,
+    reporter: RunReporter | None = None,
+) -> SweepResult:
     """Halt the run on ``error`` (the first halter's error is kept), then this segment.
 
     The run goes first: a crash in between leaves a redelivery that finds the run
@@ -390,11 +423,17 @@ def halt_run(ledger: Ledger, message: SegmentMessage, error: SystemicError) -> S
         "run halted" if first else "systemic error in a run that is no longer running",
         extra={"call": error.call, "resource": error.resource, "error": str(error)},
     )
-    return halt_segment(ledger, message, str(error))
+    return halt_segment(ledger, message, str(error), reporter if first else None)
 
 
-def halt_segment(ledger: Ledger, message: SegmentMessage, error: str) -> SweepResult:
-    """Mark the segment halted at its checkpoint and let its message go."""
+def halt_segment(
+    ledger: Ledger, message: SegmentMessage, error: str, reporter: RunReporter | None = None
+) -> SweepResult:
+    """Mark the segment halted at its checkpoint and let its message go. ``reporter`` is
+    given to the worker that halted the run, and to the redelivery of its message (it
+    may have died before publishing): the run's report is published if not yet."""
+    if reporter is not None:
+        reporter.run_closed(message.run_id)
     if ledger.halt_segment(message.run_id, message.segment, message.hop, f"halted: {error}"):
         return SweepResult(Outcome.HALTED, reason=error)
     return SweepResult(Outcome.DROPPED, reason="halted run: segment done or held by a later hop")
@@ -419,12 +458,16 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
     )
     control_retry = RetryPolicy(deadline, floor_seconds=margin / 10, sleep=runtime.sleep)
     ledger = Ledger(runtime.dynamodb, settings.ledger_table, control_retry)
+    reporter = None
+    if settings.event_bus and runtime.events is not None:
+        reporter = RunReporter(runtime.events, settings.event_bus, ledger)
     if not runtime.knows_keys(message.table):
         # The key lookup below is a call to the swept table, made before the claim:
         # in a halted run, a cold container stops here without making it.
         run = ledger.get_run(message.run_id)
         if run is not None and run.halt is not None:
-            return halt_segment(ledger, message, run.halt.describe())
+            halter = reporter if run.halt.segment == message.segment else None
+            return halt_segment(ledger, message, run.halt.describe(), halter)
     try:
         lookup = SweptTableRetry(
             message.table, deadline, floor_seconds=margin / 10, sleep=runtime.sleep
@@ -445,6 +488,8 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
             max_hops=settings.max_hops,
             floor_seconds=margin,
             sleep=runtime.sleep,
+            clock=runtime.clock,
+            reporter=reporter,
         ).run()
     except SystemicError as exc:
-        return halt_run(ledger, message, exc)
+        return halt_run(ledger, message, exc, reporter)

@@ -505,7 +505,10 @@ def run_table_mode(
 ) -> ModeRun:
     """Fresh emulator, fresh table, the demo's data; sweep it with ``TABLE_SWEEPS[mode]``."""
     with tempfile.TemporaryDirectory(prefix="scavenger-bench-") as workdir:
-        sweep = write_sweep_config(Path(workdir) / "scavenger.toml", TABLE, options.workers)
+        # No fleet write budget: the bench measures how fast the fleet can go.
+        sweep = write_sweep_config(
+            Path(workdir) / "scavenger.toml", TABLE, options.workers, max_write_units_per_second=0
+        )
     observer.stage(f"starting the emulator (DynamoDB on {options.dynamodb})")
     with Emulator(dynamodb=options.dynamodb) as endpoints:
         dynamodb = endpoints.client("dynamodb")

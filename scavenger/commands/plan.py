@@ -36,7 +36,7 @@ from scavenger.ops.context import (
 )
 from scavenger.ops.failed_plans import Replay, replay_kept_failures
 from scavenger.ops.output import console, print_json
-from scavenger.settings import DEFAULT_PAGE_SIZE
+from scavenger.settings import DEFAULT_PAGE_SIZE, max_concurrency
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,7 +72,12 @@ def run(args: argparse.Namespace) -> int:
     # The planner's "sweep not started" warning is the table's note already: errors only.
     with aws_errors_as_user_errors(), engine_logs_on_stderr(logging.ERROR):
         operator = Operator.from_args(args)
-        planner = Planner(ledger=operator.ledger, queue=operator.queue, dynamodb=operator.dynamodb)
+        planner = Planner(
+            ledger=operator.ledger,
+            queue=operator.queue,
+            dynamodb=operator.dynamodb,
+            max_concurrency=max_concurrency(),
+        )
         for sweep in sweeps:  # every where DynamoDB rejects, before any run starts
             with contextlib.suppress(FatalError, RetryableError):
                 planner.check_expression(sweep)  # (a table it cannot read: plan says so)
@@ -181,6 +186,8 @@ def render(results: list[PlanResult], ceilings: dict[str, dict[str, Any]]) -> No
         )
     console().print(table)
     for result in results:
+        if result.started and result.write_budget is not None:
+            console().print(f"{result.sweep}: {escape(result.write_budget.describe())}")
         if result.dry_run and result.sizing:
             sizing = result.sizing
             line = (

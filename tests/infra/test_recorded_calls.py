@@ -138,6 +138,7 @@ MUST_RECORD: set[tuple[str, str, tuple[str, ...]]] = {
     (WORKER, "dynamodb:GetItem", ("table", "Workers")),
     (WORKER, "dynamodb:Query", ("ledger",)),
     (WORKER, "sqs:SendMessage", ("queue",)),
+    (WORKER, "events:PutEvents", ("event-bus", "default")),
 }
 
 
@@ -172,6 +173,7 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         "SCAVENGER_SWEEPS": sweeps_to_json(
             parse_sweeps([{**sweep, "delete_mode": "item"} for sweep in SWEEPS])
         ),
+        "SCAVENGER_EVENT_BUS": "default",  # as the stack sets it
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -195,7 +197,7 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         seed_table(dynamodb, "Sessions", "composite_number_string", count=20, cutoff=cutoff)
 
         recorder = CallRecorder()
-        for service in ("dynamodb", "sqs"):
+        for service in ("dynamodb", "sqs", "events"):
             recorder.install(aws.client(service))
 
         scheduled = {"source": "aws.events", "detail-type": "Scheduled Event"}
@@ -294,11 +296,12 @@ def template_json(synthesized: Synthesized) -> dict[str, Any]:
 
 
 def client_operations_in_handler_modules() -> set[str]:
-    """Every DynamoDB or SQS operation a method call in the handlers' modules may make."""
+    """Every DynamoDB, SQS or EventBridge operation a method call in the handlers' modules
+    may make."""
     session = botocore.session.get_session()
     by_method = {
         xform_name(operation): operation
-        for service in ("dynamodb", "sqs")
+        for service in ("dynamodb", "sqs", "events")
         for operation in session.get_service_model(service).operation_names
     }
     found: set[str] = set()
@@ -309,7 +312,8 @@ def client_operations_in_handler_modules() -> set[str]:
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr in by_method
                 and isinstance(node.func.value, ast.Attribute | ast.Name)
-                and ast.unparse(node.func.value).split(".")[-1] in ("client", "dynamodb", "sqs")
+                and ast.unparse(node.func.value).split(".")[-1]
+                in ("client", "dynamodb", "sqs", "events")
             ):
                 found.add(by_method[node.func.attr])
     return found
