@@ -175,6 +175,7 @@ SWEEP = {
     "where": "#c IN (:n1, :s1)",
     "names": {"#c": "Completed"},
     "values": {":n1": 1, ":s1": "1"},
+    "delete_mode": "batch",
 }
 
 

@@ -46,8 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from scavenger.bench.sweepers import DeleteMode, SweepJob
-from scavenger.config import Sweep
+from scavenger.bench.sweepers import SweepJob
+from scavenger.config import DeleteMode, Sweep
 from scavenger.errors import ScavengerError
 from scavenger.local.child import ChildProcess
 from scavenger.local.demo import (
