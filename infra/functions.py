@@ -39,6 +39,10 @@ SWEPT_TABLE_ACTIONS = (
     "dynamodb:DeleteItem",
     "dynamodb:GetItem",
 )
+# A table a batch-mode sweep deletes from (delete_mode = "batch", the default): PartiQL
+# DELETEs in BatchExecuteStatement. DeleteItem and GetItem stay: a statement whose `where`
+# attributes changed is decided by the item path's conditional delete.
+BATCH_DELETE_ACTIONS = ("dynamodb:PartiQLDelete",)
 # A table swept only by dry-run sweeps is never written: a dry run can not be turned off
 # per invocation (the planner's dry_run only ever adds one).
 DRY_RUN_TABLE_ACTIONS = ("dynamodb:DescribeTable", "dynamodb:Scan")
@@ -52,11 +56,14 @@ PLANNER_LEDGER_ACTIONS = (
     "dynamodb:PutItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:UpdateItem",
+    "dynamodb:Query",  # a running run's shards still pending, to send them again
 )
 # The worker claims its segment, reading it with its run (BatchGet, Get), checkpoints and
-# halts it (Update) and sums the segments of a finished run (Query).
+# halts it (Update), counts it done with its run (a transaction of two Updates), sums the
+# segments of a finished run (Query) and plans a large run's shards (BatchWrite).
 WORKER_LEDGER_ACTIONS = (
     "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",  # a plan shard writes its segments' items
     "dynamodb:GetItem",
     "dynamodb:UpdateItem",
     "dynamodb:Query",
@@ -103,6 +110,7 @@ class SweepFunctions(Construct):
             "SCAVENGER_QUEUE_URL": queues.queue.queue_url,
             "SCAVENGER_DLQ_URL": queues.dead_letter_queue.queue_url,
             "SCAVENGER_LEDGER_TABLE": ledger.table_name,
+            "SCAVENGER_MAX_CONCURRENCY": str(settings.max_concurrency),
             "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
             "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         }
@@ -167,6 +175,7 @@ class SweepFunctions(Construct):
         )
 
         deleting, filtered = settings.deleting_tables, settings.filtered_tables
+        batch_deleting = settings.batch_deleting_tables
         for index, table_name in enumerate(settings.tables):
             swept = dynamodb.Table.from_table_name(self, f"SweptTable{index}", table_name)
             swept.grant(
@@ -177,6 +186,7 @@ class SweepFunctions(Construct):
             swept.grant(
                 self.worker,
                 *(SWEPT_TABLE_ACTIONS if table_name in deleting else DRY_RUN_TABLE_ACTIONS),
+                *(BATCH_DELETE_ACTIONS if table_name in batch_deleting else ()),
             )
         ledger.grant(self.planner, *PLANNER_LEDGER_ACTIONS)
         ledger.grant(self.worker, *WORKER_LEDGER_ACTIONS)

@@ -85,6 +85,15 @@ class StackSettings:
         return frozenset(sweep.table for sweep in self.sweeps if not sweep.dry_run)
 
     @property
+    def batch_deleting_tables(self) -> frozenset[str]:
+        """The tables some sweep deletes from in batch mode (PartiQL DELETE statements)."""
+        return frozenset(
+            sweep.table
+            for sweep in self.sweeps
+            if not sweep.dry_run and sweep.delete_mode == "batch"
+        )
+
+    @property
     def filtered_tables(self) -> frozenset[str]:
         """The tables some sweep filters with a ``where`` (the planner checks it by a Scan)."""
         return frozenset(sweep.table for sweep in self.sweeps if sweep.where is not None)

@@ -14,6 +14,7 @@ from infra.bundling import lambda_code
 from infra.functions import RUNTIME, SweepFunctions
 from infra.ledger import LedgerTable
 from infra.queues import SweepQueues
+from infra.reports import RunReports
 from infra.settings import StackSettings, context_flag
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -59,6 +60,14 @@ class ScavengerStack(cdk.Stack):
             worker=functions.worker,
             oldest_message_age=cdk.Duration.seconds(settings.oldest_message_alarm_seconds),
             topic_arn=settings.alarm_topic_arn,
+        )
+        RunReports(
+            self,
+            "Reports",
+            settings=settings,
+            queues=queues,
+            functions=functions,
+            ledger=ledger.table,
         )
         cdk.CfnOutput(
             self, "QueueUrl", value=queues.queue.queue_url, description="Segment queue (FIFO)"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
-from planner.plan import Planner, PlanRequest
+from planner.plan import Fleet, Planner, PlanRequest
 from scavenger.ledger import Ledger
 from scavenger.observability import logger
 from scavenger.queue import SegmentQueue
@@ -23,5 +24,13 @@ def plan(request: PlanRequest, runtime: Runtime) -> dict[str, Any]:
         ledger=Ledger(runtime.dynamodb, runtime.settings.ledger_table),
         queue=SegmentQueue(runtime.sqs, runtime.settings.queue_url),
         dynamodb=runtime.dynamodb,
+        max_concurrency=runtime.settings.max_concurrency,
+        fleet=fleet(),
     )
     return {"runs": [planner.plan(sweep, dry_run=request.dry_run).to_json() for sweep in sweeps]}
+
+
+@cache
+def fleet() -> Fleet:
+    """The workers' timeout and MaximumConcurrency, read once per container."""
+    return Fleet.from_env()

@@ -38,6 +38,9 @@ NUMBER_DIGITS = 38
 NUMBER_EXPONENTS = (-130, 125)  # of the leading digit
 MAX_SHOWN = 60
 MAX_DELETES_PER_SECOND = 1_000_000
+MAX_WRITE_UNITS_PER_SECOND = 10_000_000
+DeleteMode = Literal["batch", "item"]
+DELETE_MODES: tuple[DeleteMode, ...] = ("batch", "item")
 # Placeholders Scavenger adds to the user's expression; user keys may not use the prefix.
 RESERVED_PREFIX = "sc_"
 
@@ -54,6 +57,8 @@ SWEEP_KEYS = frozenset(
         "segments",
         "dry_run",
         "deletes_per_second",
+        "max_write_units_per_second",
+        "delete_mode",
     }
 )
 REQUIRED_KEYS = ("name", "table", "age_attribute", "age_format", "max_age")
@@ -75,6 +80,12 @@ class Sweep:
     segments: int | Literal["auto"] = "auto"
     dry_run: bool = False
     deletes_per_second: float = 0.0
+    # Fleet-wide write capacity units per second; None: the planner's default (half the
+    # table's capacity, scavenger.budget); 0: no fleet budget.
+    max_write_units_per_second: float | None = None
+    # batch: up to 25 pinned PartiQL DELETEs a call; item: one conditional DeleteItem a call
+    # (tables where PartiQL is not allowed, and emulators without a faithful PartiQL).
+    delete_mode: DeleteMode = "batch"
 
     def to_json(self) -> dict[str, Any]:
         """The sweep as the JSON object that ``SCAVENGER_SWEEPS`` holds."""
@@ -87,7 +98,10 @@ class Sweep:
             "segments": self.segments,
             "dry_run": self.dry_run,
             "deletes_per_second": self.deletes_per_second,
+            "delete_mode": self.delete_mode,
         }
+        if self.max_write_units_per_second is not None:
+            data["max_write_units_per_second"] = self.max_write_units_per_second
         if self.where is not None:
             data |= {"where": self.where, "names": dict(self.names), "values": dict(self.values)}
         return data
@@ -273,6 +287,8 @@ def _build_sweep(raw: dict[str, Any]) -> Sweep:
         segments=_parse_segments(raw.get("segments", "auto")),
         dry_run=_parse_bool(raw.get("dry_run", False), "dry_run"),
         deletes_per_second=_parse_rate(raw.get("deletes_per_second", 0)),
+        max_write_units_per_second=_parse_write_budget(raw.get("max_write_units_per_second")),
+        delete_mode=_parse_delete_mode(raw.get("delete_mode", "batch")),
     )
 
 
@@ -374,3 +390,26 @@ def _parse_rate(value: object) -> float:
             f"and at most {MAX_DELETES_PER_SECOND} (0 = no limit)"
         )
     return float(value)
+
+
+def _parse_write_budget(value: object) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= MAX_WRITE_UNITS_PER_SECOND  # NaN fails this too
+    ):
+        raise ConfigError(
+            f"max_write_units_per_second: {shown(value)} must be a number >= 0 and at most "
+            f"{MAX_WRITE_UNITS_PER_SECOND} (write units per second for the whole run; "
+            "0 = no fleet budget; absent = half the table's write capacity)"
+        )
+    return float(value)
+
+
+def _parse_delete_mode(value: object) -> DeleteMode:
+    for mode in DELETE_MODES:
+        if value == mode and isinstance(value, str):
+            return mode
+    raise ConfigError(f"delete_mode: {shown(value)} is not one of {', '.join(DELETE_MODES)}")

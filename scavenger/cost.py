@@ -30,6 +30,18 @@ SQS_REQUESTS_PER_MESSAGE = 1.3
 LEDGER_WRITES_PER_MESSAGE = 2
 
 
+# Engines whose answers carry no ConsumedCapacity: the worker then counts one write
+# unit per deleted item (the least a delete costs; items over 1 KB cost more on AWS).
+CAPACITY_UNREPORTED = frozenset({"dynamodb-local"})
+
+
+def write_units_basis(backend: str) -> str:
+    """How a run's write units were counted on ``backend``, for the report."""
+    if backend in CAPACITY_UNREPORTED:
+        return "one per deleted item (DynamoDB Local reports no consumed capacity)"
+    return "consumed capacity as reported"
+
+
 @dataclass(frozen=True)
 class Prices:
     write_unit: float = 0.625 / MILLION

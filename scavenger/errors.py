@@ -148,3 +148,23 @@ def _cancelled_transaction(exc: ClientError, message: str) -> Exception:
     if any(code in retryable for code in failed) or not failed:
         return RetryableError(f"TransactionCanceledException: {message}")
     return FatalError(f"TransactionCanceledException: {message}")
+
+
+# Per-statement error codes of BatchExecuteStatement (Responses[i].Error.Code).
+STATEMENT_RETRYABLE_CODES = (
+    "ProvisionedThroughputExceeded",
+    "ThrottlingError",
+    "InternalServerError",
+    "TransactionConflict",
+    "RequestLimitExceeded",
+    *THROTTLING_CODES,
+)
+
+
+def statement_outcome(code: str) -> type[Exception]:
+    """One batch statement's error code as a domain outcome (its class)."""
+    if code in ("ConditionalCheckFailed", *CONDITION_FAILED_CODES):
+        return ConditionFailed
+    if code in STATEMENT_RETRYABLE_CODES:
+        return RetryableError
+    return FatalError

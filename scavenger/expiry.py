@@ -9,6 +9,7 @@ unparseable is never deleted.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -18,6 +19,13 @@ from scavenger.config import Sweep
 
 AGE_NAME = "#sc_age"
 AGE_VALUE = ":sc_age"
+PINNED_NAME = "#sc_w{}"
+# The tokens of a condition expression (it holds no literals: values are placeholders).
+TOKEN = re.compile(
+    r"\s*(?:(?P<name>#[A-Za-z0-9_]+)|(?P<value>:[A-Za-z0-9_]+)|(?P<word>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<index>\[\s*[0-9]+\s*\])|(?P<dot>\.)|(?P<operator><>|<=|>=|[=<>(),]))"
+)
+KEYWORDS = frozenset({"AND", "OR", "NOT", "BETWEEN", "IN"})
 
 
 class Age(enum.Enum):
@@ -93,9 +101,51 @@ def to_attribute_value(value: str | int | float | bool) -> dict[str, Any]:
     return {"S": value}
 
 
+def where_attributes(where: str, names: dict[str, str] | Any) -> tuple[str, ...] | None:
+    """The top-level attributes a condition expression reads, in order of appearance;
+    None when the text is not one this reader understands (the sweep then deletes
+    item by item). A condition is a function of the attributes it names: while each
+    holds its scanned value (or stays missing), the condition's verdict cannot change.
+    Pinning a whole top-level attribute also pins every path below it."""
+    found: list[str] = []
+    position, previous = 0, ""
+    tokens: list[tuple[str, str]] = []
+    while position < len(where):
+        match = TOKEN.match(where, position)
+        if match is None or match.end() == position:
+            if where[position:].strip():
+                return None
+            break
+        kind = match.lastgroup or ""
+        tokens.append((kind, match.group(kind)))
+        position = match.end()
+    for index, (kind, text) in enumerate(tokens):
+        following = tokens[index + 1][1] if index + 1 < len(tokens) else ""
+        if previous != "." and kind == "name":
+            if text not in names:
+                return None
+            found.append(names[text])
+        elif (
+            previous != "." and kind == "word" and text.upper() not in KEYWORDS and following != "("
+        ):
+            found.append(text)
+        previous = text
+    return tuple(dict.fromkeys(found))
+
+
+def quoted(identifier: str) -> str:
+    """A PartiQL quoted identifier: exact case, an embedded quote doubled."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
 @dataclass(frozen=True)
 class Expressions:
-    """The scan filter/projection and the delete condition for one sweep."""
+    """The scan filter/projection and the delete condition for one sweep.
+
+    ``pinned``: the attributes besides key and age that a batch DELETE pins to their
+    scanned values (those ``where`` reads); None when ``where`` could not be read,
+    and the sweep deletes item by item.
+    """
 
     projection: str
     projection_names: dict[str, str]
@@ -105,11 +155,22 @@ class Expressions:
     delete_condition: str
     delete_names: dict[str, str]
     user_values: dict[str, Any]
+    pinned: tuple[str, ...] | None = ()
 
     @classmethod
     def build(cls, sweep: Sweep, key_attributes: tuple[str, ...]) -> Expressions:
         key_names = {f"#sc_k{index}": name for index, name in enumerate(key_attributes)}
         projection_names = {**key_names, AGE_NAME: sweep.age_attribute}
+        pinned: tuple[str, ...] | None = ()
+        if sweep.where and sweep.delete_mode == "batch":
+            read = where_attributes(sweep.where, sweep.names)
+            pinned = None
+            if read is not None:
+                skip = {*key_attributes, sweep.age_attribute}
+                pinned = tuple(name for name in read if name not in skip)
+                # The scan returns them, so each DELETE can pin what was seen.
+                for index, name in enumerate(pinned):
+                    projection_names[PINNED_NAME.format(index)] = name
         user_values = {key: to_attribute_value(value) for key, value in sweep.values.items()}
         # The delete runs only if the age attribute still holds the value we saw
         # (so the item is still expired: the cutoff is fixed) and `where` still holds.
@@ -125,4 +186,37 @@ class Expressions:
             delete_condition=condition,
             delete_names={AGE_NAME: sweep.age_attribute, **sweep.names},
             user_values=user_values,
+            pinned=pinned,
         )
+
+
+@dataclass(frozen=True)
+class DeleteStatement:
+    """Builds the batch path's PartiQL DELETE for one scanned item.
+
+    ``DELETE FROM "T" WHERE "k" = ? AND "age" = ? AND "a" = ? AND "b" IS MISSING
+    RETURNING ALL OLD *``: the key, the age pinned to its scanned value and every
+    attribute ``where`` reads pinned to its scanned value, or to missing where it was
+    absent. Identifiers are quoted, values always parameters.
+    """
+
+    table: str
+    keys: tuple[str, ...]
+    age_attribute: str
+    pinned: tuple[str, ...]
+
+    def build(self, item: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+        clauses = [f"{quoted(name)} = ?" for name in (*self.keys, self.age_attribute)]
+        parameters = [item[name] for name in (*self.keys, self.age_attribute)]
+        for name in self.pinned:
+            if name in item:
+                clauses.append(f"{quoted(name)} = ?")
+                parameters.append(item[name])
+            else:
+                clauses.append(f"{quoted(name)} IS MISSING")
+        where = " AND ".join(clauses)
+        return f"DELETE FROM {quoted(self.table)} WHERE {where} RETURNING ALL OLD *", parameters
+
+    def unchanged(self, scanned: dict[str, Any], current: dict[str, Any]) -> bool:
+        """True when ``current`` holds every pinned attribute as ``scanned`` did."""
+        return all(scanned.get(name) == current.get(name) for name in self.pinned)

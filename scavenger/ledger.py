@@ -11,22 +11,26 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from scavenger.errors import ConditionFailed, Unprocessed
+from scavenger.errors import ConditionFailed, FatalError, RetryableError, Unprocessed
 from scavenger.message import Key, cursor_from_json, cursor_to_json
+from scavenger.observability import logger
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.schema import LEDGER_RETENTION_SECONDS, TTL_ATTRIBUTE
 
 RUN_PART = "RUN"
 SWEEP_PART = "SWEEP"
 SEGMENT_PREFIX = "SEG#"
+SHARD_PREFIX = "SHARD#"
 RETENTION_SECONDS = LEDGER_RETENTION_SECONDS
 MAX_ERROR_LENGTH = 500
+# How an engine without transactions answers TransactWriteItems (dynalite).
+NO_TRANSACTIONS = "UnknownOperationException"
 
 NAMES = {
     "#status": "status",
@@ -152,7 +156,9 @@ class RunRecord:
     dry_run: bool
     created_at: str
     status: str = "running"
-    done_segments: frozenset[int] = field(default_factory=frozenset)
+    # How many segments are done: counted with each segment's own move to done, in
+    # one transaction (Ledger.checkpoint), so it never grows the run item.
+    segments_done: int = 0
     totals: Counts | None = None
     finished_at: str | None = None
     # While halted: the first systemic error. Once resumed, it is kept as last_halt.
@@ -171,7 +177,7 @@ class RunRecord:
             dry_run=item["dry_run"]["BOOL"],
             created_at=item["created_at"]["S"],
             status=item["status"]["S"],
-            done_segments=frozenset(int(n) for n in item.get("done_segments", {}).get("NS", [])),
+            segments_done=int(item.get("segments_done", {}).get("N", "0")),
             totals=Counts.from_item(totals) if totals is not None else None,
             finished_at=item.get("finished_at", {}).get("S"),
             halt=Halt.from_item(item.get("halt")),
@@ -180,13 +186,17 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["done_segments"] = len(self.done_segments)
+        data["done_segments"] = data.pop("segments_done")  # the key it always had: a count
         data["totals"] = self.totals.as_dict() if self.totals else None
         return data
 
 
 def segment_part(segment: int) -> str:
     return f"{SEGMENT_PREFIX}{segment:05d}"
+
+
+def shard_part(first: int) -> str:
+    return f"{SHARD_PREFIX}{first:07d}"
 
 
 def now_iso() -> str:
@@ -215,10 +225,12 @@ class Ledger:
 
     # -- runs -------------------------------------------------------------------------
 
-    def create_run(self, run: RunRecord) -> None:
+    def create_run(self, run: RunRecord, shards: Sequence[tuple[int, int]] = ()) -> None:
         """Write one pending item per segment, then the run item (before any message).
 
         A planner that dies part-way leaves no run item, so the sweep is not blocked.
+        With ``shards`` (first segment, count), one pending item per shard instead:
+        each shard's planner writes its segments (create_segments).
         """
         expires = _n(int(time.time()) + RETENTION_SECONDS)
         run_item = {
@@ -233,11 +245,15 @@ class Ledger:
             "status": _s(run.status),
             TTL_ATTRIBUTE: expires,
         }
-        segment_items = (
-            self._segment_item(run.run_id, segment, expires)
-            for segment in range(run.total_segments)
-        )
-        self._batch_put(segment_items)
+        if shards:
+            self._batch_put(
+                self._shard_item(run.run_id, first, count, expires) for first, count in shards
+            )
+        else:
+            self._batch_put(
+                self._segment_item(run.run_id, segment, expires)
+                for segment in range(run.total_segments)
+            )
         # Run ids are new and random: if the item is there already, an earlier attempt
         # of this very call succeeded before its response was lost.
         with contextlib.suppress(ConditionFailed):
@@ -263,6 +279,97 @@ class Ledger:
         }
         item.update({name: _n(0) for name in Counts().as_dict()})
         return item
+
+    def _shard_item(
+        self, run_id: str, first: int, count: int, expires: dict[str, str]
+    ) -> dict[str, Any]:
+        return {
+            "run_id": _s(run_id),
+            "part": _s(shard_part(first)),
+            "status": _s("pending"),
+            "first": _n(first),
+            "count": _n(count),
+            "updated_at": _s(now_iso()),
+            TTL_ATTRIBUTE: expires,
+        }
+
+    # -- sharded planning -------------------------------------------------------------
+
+    def pending_shards(self, run_id: str) -> list[tuple[int, int, str]]:
+        """The run's shards whose segments are not all written and sent yet:
+        (first, count, updated_at)."""
+        shards: list[tuple[int, int, str]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "run_id = :run AND begins_with(part, :shard)",
+            "FilterExpression": "#status = :pending",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":run": _s(run_id),
+                ":shard": _s(SHARD_PREFIX),
+                ":pending": _s("pending"),
+            },
+        }
+        while True:
+            page = self._call("Query", lambda: self.client.query(**kwargs))
+            shards.extend(
+                (int(item["first"]["N"]), int(item["count"]["N"]), item["updated_at"]["S"])
+                for item in page.get("Items", [])
+            )
+            if "LastEvaluatedKey" not in page:
+                return shards
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def mark_shard_planned(self, run_id: str, first: int) -> None:
+        """Every segment of the shard is written and its message sent."""
+        self._update_key(
+            run_id,
+            shard_part(first),
+            "SET #status = :planned, #updated_at = :now",
+            "attribute_exists(run_id)",
+            {":planned": _s("planned"), ":now": _s(now_iso())},
+        )
+
+    def unplanned_segments(self, run_id: str, segments: range) -> tuple[list[int], list[int]]:
+        """Of ``segments``: those with no ledger item yet, and those still pending at
+        hop 0 (written, their first message maybe not sent)."""
+        found: dict[int, dict[str, Any]] = {}
+        keys = [{"run_id": _s(run_id), "part": _s(segment_part(n))} for n in segments]
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": keys[start : start + 100],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "part, #status, #hop",
+                    "ExpressionAttributeNames": {"#status": "status", "#hop": "hop"},
+                }
+            }
+
+            def read(request: dict[str, Any] = request) -> None:
+                response = self._call(
+                    "BatchGetItem", lambda: self.client.batch_get_item(RequestItems=request)
+                )
+                for item in response.get("Responses", {}).get(self.table_name, []):
+                    found[int(item["part"]["S"].removeprefix(SEGMENT_PREFIX))] = item
+                request.clear()
+                request.update(response.get("UnprocessedKeys") or {})
+                if request:
+                    raise Unprocessed(f"ledger {self.table_name}: batch get left unprocessed keys")
+
+            self.retry.for_unprocessed(20).call(read, "ledger.BatchGetItem.unprocessed")
+        missing = [n for n in segments if n not in found]
+        unstarted = [
+            n
+            for n, item in found.items()
+            if item["status"]["S"] == "pending" and item["hop"]["N"] == "0"
+        ]
+        return missing, sorted(unstarted)
+
+    def create_segments(self, run_id: str, segments: Sequence[int]) -> None:
+        """Write pending items for ``segments`` (a shard's planner, before their messages)."""
+        expires = _n(int(time.time()) + RETENTION_SECONDS)
+        self._batch_put(self._segment_item(run_id, segment, expires) for segment in segments)
 
     def _batch_put(self, items: Iterator[dict[str, Any]]) -> None:
         batch: list[dict[str, Any]] = []
@@ -425,7 +532,7 @@ class Ledger:
             ":done": _s("done"),
             ":now": _s(now_iso()),
         }
-        return self._update(
+        return (self._update_counting_done if done else self._update)(
             run_id,
             segment,
             "SET #cursor = :cursor, #checkpoints = :next, #status = :status, "
@@ -548,34 +655,92 @@ class Ledger:
 
     # -- completion -------------------------------------------------------------------
 
-    def add_done_segment(self, run_id: str, segment: int) -> RunRecord:
-        """ADD the segment to the run's done set (idempotent) and return the run."""
-        response = self._call(
+    def _update_counting_done(
+        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        """The segment's last checkpoint (it becomes done) and the run's count of done
+        segments, in one transaction: a duplicate finish fails the segment's condition
+        and is not counted, no crash can come between the two, and no item grows with
+        the number of segments."""
+        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
+        items = [
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"run_id": _s(run_id), "part": _s(segment_part(segment))},
+                    "UpdateExpression": update,
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.table_name,
+                    "Key": {"run_id": _s(run_id), "part": _s(RUN_PART)},
+                    "UpdateExpression": "ADD segments_done :one",
+                    "ConditionExpression": "attribute_exists(run_id)",
+                    "ExpressionAttributeValues": {":one": _n(1)},
+                }
+            },
+        ]
+        try:
+            self._call(
+                "TransactWriteItems", lambda: self.client.transact_write_items(TransactItems=items)
+            )
+        except ConditionFailed:
+            return False
+        except FatalError as exc:
+            if not str(exc).startswith(NO_TRANSACTIONS):
+                raise
+            return self._update_then_count_done(run_id, segment, update, condition, values)
+        return True
+
+    def _update_then_count_done(
+        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        """For an engine without transactions (dynalite, a local emulator only): the same
+        two writes one after the other. A duplicate is still not counted, but a crash
+        between them leaves the segment done and uncounted, and its run open."""
+        logger.warning("no TransactWriteItems: counting the done segment in a second write")
+        if not self._update(run_id, segment, update, condition, values):
+            return False
+        self._call(
             "UpdateItem",
             lambda: self.client.update_item(
                 TableName=self.table_name,
                 Key={"run_id": _s(run_id), "part": _s(RUN_PART)},
-                UpdateExpression="ADD done_segments :segment",
+                UpdateExpression="ADD segments_done :one",
                 ConditionExpression="attribute_exists(run_id)",
-                ExpressionAttributeValues={":segment": {"NS": [str(segment)]}},
-                ReturnValues="ALL_NEW",
+                ExpressionAttributeValues={":one": _n(1)},
             ),
         )
-        return RunRecord.from_item(response["Attributes"])
+        return True
+
+    def finish_run_if_complete(self, run_id: str) -> Counts | None:
+        """Finish the run if every segment is counted done (anyone may ask, any number
+        of times: the one whose finish completed it, or a redelivery after a crash)."""
+        run = self.get_run(run_id)
+        if run is None or run.status != "running" or run.segments_done < run.total_segments:
+            return None
+        return self.finish_run(run_id, run.total_segments)
 
     def finish_run(self, run_id: str, total_segments: int) -> Counts | None:
         """Sum the segments once and mark the run done; None if someone already did, or
         if a segment is not done after all (an operator reopened it: its rerun will
-        finish the run)."""
-        segments = self.list_segments(run_id)
-        if len(segments) != total_segments or any(s.status != "done" for s in segments):
+        finish the run).
+
+        The segments are read a page at a time and only summed, so a run of a million
+        segments takes a few hundred Query pages and no more memory than one page.
+        """
+        done, totals = self.sum_done_segments(run_id)
+        if done != total_segments:
             return None
-        totals = sum((state.counts for state in segments), Counts())
         finished = self._update_key(
             run_id,
             RUN_PART,
             "SET #status = :done, totals = :totals, finished_at = :now",
-            "#status = :running AND size(done_segments) = :total",
+            "#status = :running AND segments_done = :total",
             {
                 ":done": _s("done"),
                 ":running": _s("running"),
@@ -585,6 +750,32 @@ class Ledger:
             },
         )
         return totals if finished else None
+
+    def sum_done_segments(self, run_id: str) -> tuple[int, Counts]:
+        """How many segments are done and their counters summed, or (-1, zero) as soon
+        as one is not done."""
+        counters = list(Counts().as_dict())
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "ConsistentRead": True,
+            "KeyConditionExpression": "run_id = :run AND begins_with(part, :seg)",
+            "ProjectionExpression": ", ".join(["#status", *counters]),
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
+        }
+        done, totals = 0, Counts()
+        while True:
+            page = self._call("Query", lambda: self.client.query(**kwargs))
+            for item in page.get("Items", []):
+                if item["status"]["S"] != "done":
+                    return -1, Counts()
+                done += 1
+                totals = totals + Counts.from_item(item)
+            if "LastEvaluatedKey" not in page:
+                return done, totals
+            if self.retry.budget.remaining_seconds() <= self.retry.floor_seconds:
+                raise RetryableError(f"out of time summing run {run_id}: its redelivery sums it")
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -647,8 +838,9 @@ class Ledger:
         start, the cursor goes back to the start and the item counters keep only
         what was deleted (deleted items never reappear in a rescan; everything else
         is counted again); effort counters (throttled, units, messages, time) stay.
-        ``reopen_run`` takes a done segment out of the run's done set and sets the
-        run running again. False if the segment moved since ``state`` was read.
+        ``reopen_run`` takes a done segment out of the run's count of done segments
+        (the segment's condition holds it done, so it was counted) and sets the run
+        running again. False if the segment moved since ``state`` was read.
         """
         now = now_iso()
         names = {
@@ -706,13 +898,13 @@ class Ledger:
                         "Key": {"run_id": _s(state.run_id), "part": _s(RUN_PART)},
                         "UpdateExpression": (
                             "SET #status = :running REMOVE totals, finished_at "
-                            "DELETE done_segments :segment"
+                            "ADD segments_done :minus_one"
                         ),
                         "ConditionExpression": "attribute_exists(run_id)",
                         "ExpressionAttributeNames": {"#status": "status"},
                         "ExpressionAttributeValues": {
                             ":running": _s("running"),
-                            ":segment": {"NS": [str(state.segment)]},
+                            ":minus_one": _n(-1),
                         },
                     }
                 }

@@ -19,6 +19,10 @@ FIELDS = frozenset(
     {"v", "run_id", "sweep", "table", "segment", "total_segments", "cutoff", "cursor", "hop"}
     | {"dry_run"}
 )
+# Optional: this message's share of the fleet-wide write budget (write units per second)
+# and the rate the worker had paced down to, carried into its continuation.
+OPTIONAL_FIELDS = frozenset({"wcu", "wcu_rate"})
+MAX_WRITE_UNITS = 10_000_000
 Key = dict[str, dict[str, Any]]  # a DynamoDB key in low-level JSON (B values are bytes)
 # Planner run ids are short ("20261123T020000Z-3f9c"); a ledger key is at most 1 KB.
 MAX_RUN_ID_LENGTH = 128
@@ -35,6 +39,8 @@ class SegmentMessage:
     cursor: Key | None = None
     hop: int = 0
     dry_run: bool = False
+    wcu: float | None = None
+    wcu_rate: float | None = None
 
     @property
     def group_id(self) -> str:
@@ -47,10 +53,13 @@ class SegmentMessage:
             parts.append(nonce)
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
-    def continuation(self, cursor: Key | None) -> SegmentMessage:
-        return replace(self, cursor=cursor, hop=self.hop + 1)
+    def continuation(self, cursor: Key | None, wcu_rate: float | None = None) -> SegmentMessage:
+        """The next hop from ``cursor``; ``wcu_rate`` is where the pacer stood (None: keep)."""
+        rate = self.wcu_rate if wcu_rate is None else wcu_rate
+        return replace(self, cursor=cursor, hop=self.hop + 1, wcu_rate=rate)
 
     def to_json(self) -> str:
+        optional = {name: getattr(self, name) for name in sorted(OPTIONAL_FIELDS)}
         return json.dumps(
             {
                 "v": VERSION,
@@ -63,6 +72,7 @@ class SegmentMessage:
                 "cursor": cursor_to_json(self.cursor),
                 "hop": self.hop,
                 "dry_run": self.dry_run,
+                **{name: value for name, value in optional.items() if value is not None},
             },
             separators=(",", ":"),
         )
@@ -78,9 +88,9 @@ class SegmentMessage:
             raise InvalidMessage("body is JSON nested too deeply") from None
         if not isinstance(data, dict):
             raise InvalidMessage("body is not a JSON object")
-        if set(data) != FIELDS:
+        if not FIELDS <= set(data) <= FIELDS | OPTIONAL_FIELDS:
             missing = sorted(FIELDS - set(data))
-            extra = [shown(name) for name in sorted(set(data) - FIELDS)[:5]]
+            extra = [shown(name) for name in sorted(set(data) - FIELDS - OPTIONAL_FIELDS)[:5]]
             raise InvalidMessage(f"fields do not match: missing {missing}, unexpected {extra}")
         if type(data["v"]) is not int or data["v"] != VERSION:
             raise InvalidMessage(f"v: unsupported version {shown(data['v'])}")
@@ -112,7 +122,21 @@ class SegmentMessage:
             cursor=cursor_from_json(data["cursor"]),
             hop=hop,
             dry_run=data["dry_run"],
+            wcu=_units(data, "wcu"),
+            wcu_rate=_units(data, "wcu_rate"),
         )
+
+
+def _units(data: dict[str, Any], name: str) -> float | None:
+    """An optional write-units rate: absent or null is None, else a number > 0."""
+    value = data.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidMessage(f"{name}: {shown(value)} must be a number")
+    if not 0 < value <= MAX_WRITE_UNITS:  # NaN and infinities fail this too
+        raise InvalidMessage(f"{name}: {shown(value)} must be in (0, {MAX_WRITE_UNITS}]")
+    return float(value)
 
 
 def _integer(data: dict[str, Any], name: str, low: int, high: int) -> int:
@@ -167,3 +191,114 @@ def _is_number(text: str) -> bool:
         return Decimal(text).is_finite()
     except InvalidOperation:
         return False
+
+
+PLAN_SHARD_KIND = "plan_shard"
+SHARD_FIELDS = frozenset(
+    {"v", "kind", "run_id", "sweep", "table", "total_segments", "cutoff", "dry_run"}
+    | {"first", "count"}
+)
+
+
+@dataclass(frozen=True)
+class PlanShardMessage:
+    """A share of a large run's fan-out: write the ledger items of segments
+    ``first .. first + count - 1`` and send their segment messages.
+
+    The planner of a run past its shard threshold sends these instead of one message
+    per segment, so its own work does not grow with the table. They travel on the
+    segment queue in a group of their own; a worker plans them (planner.plan.plan_shard).
+    """
+
+    run_id: str
+    sweep: str
+    table: str
+    total_segments: int
+    cutoff: datetime
+    dry_run: bool
+    first: int
+    count: int
+
+    @property
+    def segment(self) -> int:
+        """The first segment: what a failed send names (SegmentQueue.send_all)."""
+        return self.first
+
+    @property
+    def group_id(self) -> str:
+        return f"{self.sweep}#plan-{self.first}"
+
+    def deduplication_id(self, nonce: str | None = None) -> str:
+        parts = [self.run_id, PLAN_SHARD_KIND, str(self.first)]
+        if nonce:
+            parts.append(nonce)
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+    def segments(self) -> range:
+        return range(self.first, self.first + self.count)
+
+    def segment_message(self, segment: int) -> SegmentMessage:
+        return SegmentMessage(
+            run_id=self.run_id,
+            sweep=self.sweep,
+            table=self.table,
+            segment=segment,
+            total_segments=self.total_segments,
+            cutoff=self.cutoff,
+            dry_run=self.dry_run,
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "v": VERSION,
+                "kind": PLAN_SHARD_KIND,
+                "run_id": self.run_id,
+                "sweep": self.sweep,
+                "table": self.table,
+                "total_segments": self.total_segments,
+                "cutoff": format_instant(self.cutoff),
+                "dry_run": self.dry_run,
+                "first": self.first,
+                "count": self.count,
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def parse_if_shard(cls, body: str) -> PlanShardMessage | None:
+        """The shard message in ``body``; None if the body does not claim to be one (it
+        is then parsed as a segment message); InvalidMessage if it claims so wrongly."""
+        if f'"{PLAN_SHARD_KIND}"' not in body:
+            return None
+        try:
+            data = json.loads(body)
+        except (ValueError, TypeError, RecursionError):
+            return None
+        if not isinstance(data, dict) or data.get("kind") != PLAN_SHARD_KIND:
+            return None
+        if set(data) != SHARD_FIELDS:
+            missing = sorted(SHARD_FIELDS - set(data))
+            extra = [shown(name) for name in sorted(set(data) - SHARD_FIELDS)[:5]]
+            raise InvalidMessage(f"fields do not match: missing {missing}, unexpected {extra}")
+        base = SegmentMessage.parse(
+            json.dumps(
+                {name: data[name] for name in FIELDS - {"segment", "cursor", "hop"}}
+                | {"segment": 0, "cursor": None, "hop": 0}
+            )
+        )
+        first = _integer(data, "first", 0, base.total_segments - 1)
+        count = _integer(data, "count", 1, base.total_segments - first)
+        return cls(
+            run_id=base.run_id,
+            sweep=base.sweep,
+            table=base.table,
+            total_segments=base.total_segments,
+            cutoff=base.cutoff,
+            dry_run=base.dry_run,
+            first=first,
+            count=count,
+        )
+
+
+Outgoing = SegmentMessage | PlanShardMessage  # what the planner puts on the segment queue

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from scavenger.errors import FatalError, RetryableError, ScavengerError, Unprocessed
-from scavenger.message import SegmentMessage
+from scavenger.message import Outgoing, SegmentMessage
 from scavenger.retry import NoDeadline, RetryPolicy
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ class SegmentQueue:
             "SendMessage",
         )
 
-    def send_all(self, messages: Sequence[SegmentMessage], nonce: str | None = None) -> None:
+    def send_all(self, messages: Sequence[Outgoing], nonce: str | None = None) -> None:
         """SendMessageBatch in tens; failed entries are retried, never dropped. Every
         batch is tried; SendFailed then names all the segments that were not sent."""
         unsent: list[int] = []
@@ -66,7 +66,7 @@ class SegmentQueue:
         if unsent:
             raise SendFailed(sorted(unsent), reasons[0])
 
-    def _send_batch(self, batch: list[SegmentMessage], nonce: str | None) -> None:
+    def _send_batch(self, batch: list[Outgoing], nonce: str | None) -> None:
         pending = {str(index): message for index, message in enumerate(batch)}
         reason = ""
 

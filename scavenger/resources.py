@@ -64,10 +64,14 @@ class Found:
 class Resources:
     """The discovered resources; asking for a missing one is a one-line user error."""
 
-    def __init__(self, found: Mapping[str, Found], sqs: SQSClient):
+    def __init__(
+        self, found: Mapping[str, Found], sqs: SQSClient, outputs: Mapping[str, str] | None = None
+    ):
         self._found = dict(found)
         self._sqs = sqs
         self._dlq_looked_up = False
+        # Every output of the ``--stack`` stack (DashboardName, EventBusName, ...).
+        self.stack_outputs = dict(outputs or {})
 
     @property
     def queue_url(self) -> str:
@@ -135,6 +139,7 @@ def discover(
     ``cloudformation`` makes the client; it is called only when ``stack`` is given.
     """
     found: dict[str, Found] = {}
+    outputs: dict[str, str] = {}
     for name in RESOURCE_NAMES:
         if config_resources.get(name):
             found[name] = Found(config_resources[name], f"config [resources] {name}")
@@ -152,7 +157,7 @@ def discover(
                     f"{found[name].source} ({found[name].value}); remove one of them"
                 )
             found.setdefault(name, Found(value, f"stack {stack} output {output}"))
-    return Resources(found, sqs)
+    return Resources(found, sqs, outputs)
 
 
 # What CloudFormation accepts as StackName: a stack's name or its id (an ARN).

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scavenger import aws
 from scavenger.config import Sweep, load_sweeps_json
@@ -31,6 +31,8 @@ class Runtime:
     dynamodb: DynamoDBClient
     sqs: SQSClient
     sleep: Callable[[float], None] = time.sleep
+    events: Any = None  # an EventBridge client when settings.event_bus is set
+    clock: Callable[[], float] = time.monotonic  # the workers' pacing clock (tests set one)
     _keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def sweep(self, name: str) -> Sweep:
@@ -62,6 +64,9 @@ class Runtime:
                 "dynamodb", endpoint_url=settings.endpoint_url, region=settings.region
             ),
             sqs=aws.client("sqs", endpoint_url=settings.endpoint_url, region=settings.region),
+            events=aws.client("events", endpoint_url=settings.endpoint_url, region=settings.region)
+            if settings.event_bus
+            else None,
         )
 
 

@@ -24,6 +24,10 @@ class Settings:
     page_size: int = DEFAULT_PAGE_SIZE
     # Time kept in reserve for the last checkpoint and the continuation message.
     safety_margin_seconds: float = DEFAULT_SAFETY_MARGIN_SECONDS
+    # The EventBridge bus of the run reports (scavenger.events); unset: no report.
+    event_bus: str | None = None
+    # The worker's maximum concurrency (the planner shares the write budget among it).
+    max_concurrency: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -43,6 +47,8 @@ class Settings:
             max_hops=_positive_int(env, "SCAVENGER_MAX_HOPS", DEFAULT_MAX_HOPS),
             page_size=_positive_int(env, "SCAVENGER_PAGE_SIZE", DEFAULT_PAGE_SIZE),
             safety_margin_seconds=safety_margin(env),
+            event_bus=env.get("SCAVENGER_EVENT_BUS") or None,
+            max_concurrency=max_concurrency(env),
         )
 
 
@@ -50,6 +56,12 @@ def safety_margin(env: Mapping[str, str] | None = None) -> float:
     """``SCAVENGER_SAFETY_MARGIN_SECONDS``, or the default."""
     env = os.environ if env is None else env
     return _positive_float(env, "SCAVENGER_SAFETY_MARGIN_SECONDS", DEFAULT_SAFETY_MARGIN_SECONDS)
+
+
+def max_concurrency(env: Mapping[str, str] | None = None) -> int | None:
+    """``SCAVENGER_MAX_CONCURRENCY``: how many workers may run at once; None if unset."""
+    env = os.environ if env is None else env
+    return _positive_int(env, "SCAVENGER_MAX_CONCURRENCY", 0) or None
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:

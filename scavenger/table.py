@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from scavenger.errors import ConditionFailed
-from scavenger.expiry import AGE_VALUE, Expressions
+from scavenger.errors import ConditionFailed, FatalError, RetryableError, statement_outcome
+from scavenger.expiry import AGE_NAME, AGE_VALUE, DeleteStatement, Expressions
 from scavenger.message import Key
 from scavenger.retry import RetryPolicy
 
@@ -35,6 +37,19 @@ class Meter:
 
 def _capacity(response: dict[str, Any]) -> float:
     return float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
+
+
+class Deleted(enum.Enum):
+    """What one statement of a batch did."""
+
+    DELETED = "deleted"  # the old item came back: this statement deleted it
+    GONE = "gone"  # no item and no error: it was already gone
+    CHANGED = "changed"  # a pin failed; the item as it is now comes with it
+
+
+# What the batch path hands back per item: (scanned item, verdict, current item or None).
+OnDeleted = Callable[[dict[str, Any], Deleted, dict[str, Any] | None], None]
+MAX_STATEMENTS = 25  # DynamoDB's limit for one BatchExecuteStatement
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,9 @@ class SweptTable:
         self.expressions = expressions
         self.retry = retry
         self.meter = meter or Meter()
+        self.statement = DeleteStatement(
+            table, keys, expressions.delete_names[AGE_NAME], expressions.pinned or ()
+        )
         self._scan_base: dict[str, Any] = {
             "TableName": table,
             "ReturnConsumedCapacity": "TOTAL",
@@ -135,3 +153,63 @@ class SweptTable:
         self.meter.read_units += _capacity(response)
         found: dict[str, Any] | None = response.get("Item")
         return found
+
+    def delete_batch(self, items: list[dict[str, Any]], on_deleted: OnDeleted) -> None:
+        """Delete up to 25 scanned items in one BatchExecuteStatement, each statement
+        pinned to what was scanned (see DeleteStatement); ``on_deleted`` hears each
+        verdict once, as it arrives. Throttled or failed statements are sent again on
+        their own, never the whole batch, within the retry budget; when it runs out,
+        RetryableError is raised and the verdicts already given stand."""
+        if len(items) > MAX_STATEMENTS:
+            raise ValueError(f"at most {MAX_STATEMENTS} statements a batch, got {len(items)}")
+        pending = list(items)
+
+        def attempt() -> None:
+            nonlocal pending
+            statements = []
+            for item in pending:
+                text, parameters = self.statement.build(item)
+                statements.append(
+                    {
+                        "Statement": text,
+                        "Parameters": parameters,
+                        "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                    }
+                )
+            response = self.client.batch_execute_statement(
+                Statements=statements, ReturnConsumedCapacity="TOTAL"
+            )
+            again: list[dict[str, Any]] = []
+            errors: list[str] = []
+            deleted = 0
+            for item, answer in zip(pending, response.get("Responses", []), strict=True):
+                error = answer.get("Error")
+                if error is None:
+                    found = "Item" in answer
+                    deleted += found
+                    on_deleted(item, Deleted.DELETED if found else Deleted.GONE, None)
+                    continue
+                code = str(error.get("Code", ""))
+                outcome = statement_outcome(code)
+                if outcome is ConditionFailed:
+                    on_deleted(item, Deleted.CHANGED, error.get("Item"))
+                elif outcome is RetryableError:
+                    again.append(item)
+                    errors.append(code)
+                else:
+                    raise FatalError(f"{code}: {error.get('Message', '')}")
+            self._count_writes(response, deleted)
+            pending = again
+            if again:
+                raise RetryableError(f"{len(again)} of {len(statements)} statements: {errors[0]}")
+
+        self.retry.call(attempt, "BatchExecuteStatement")
+
+    def _count_writes(self, response: dict[str, Any], deleted: int) -> None:
+        """The units the batch consumed; where the service reports none (DynamoDB
+        Local), one write unit per deleted item, the least a delete costs."""
+        consumed = response.get("ConsumedCapacity")
+        if consumed:
+            self.meter.write_units += sum(float(c.get("CapacityUnits", 0.0)) for c in consumed)
+        else:
+            self.meter.write_units += deleted

@@ -121,6 +121,10 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 
 def configure_sweeps(monkeypatch: pytest.MonkeyPatch, *sweeps: dict[str, Any]) -> None:
+    """The sweeps in the worker's environment; ``delete_mode`` is "item" unless a sweep
+    says otherwise, as moto's PartiQL DELETE ignores its predicates (never test batch
+    mode there: DynamoDB Local is the engine for it)."""
+    sweeps = tuple({"delete_mode": "item", **sweep} for sweep in sweeps)
     monkeypatch.setenv("SCAVENGER_SWEEPS", sweeps_to_json(parse_sweeps(list(sweeps))))
     lambda_runtime.cache_clear()
 

@@ -66,6 +66,47 @@ def tick_per_call(client: Any, advance: Callable[[], None]) -> None:
     client.meta.events.register("before-call.dynamodb", lambda **_: advance())
 
 
+class StatementFaults:
+    """Fails a fraction of the statements of each BatchExecuteStatement with ``code`` in
+    ``Responses[i].Error``, as DynamoDB does: the failed statements are taken out of the
+    request before it is sent (they never run), their errors put back in place after."""
+
+    def __init__(self, client: Any, *, rate: float, code: str = "ThrottlingError", seed: int = 7):
+        self.rate = rate
+        self.code = code
+        self.random = random.Random(seed)
+        self.failed: list[int] = []
+        self.injected = 0
+        events = client.meta.events
+        events.register("before-call.dynamodb.BatchExecuteStatement", self.before)
+        events.register("after-call.dynamodb.BatchExecuteStatement", self.after)
+
+    def before(self, params: dict[str, Any], **_: Any) -> Any:
+        body = json.loads(params["body"])
+        statements = body["Statements"]
+        self.failed = [i for i in range(len(statements)) if self.random.random() < self.rate]
+        self.injected += len(self.failed)
+        if len(self.failed) == len(statements):
+            http = AWSResponse(url="https://injected", status_code=200, headers={}, raw=None)
+            parsed = {"Responses": [self._error() for _ in statements]}
+            self.failed = []
+            return http, parsed
+        body["Statements"] = [s for i, s in enumerate(statements) if i not in self.failed]
+        params["body"] = json.dumps(body).encode()
+        return None
+
+    def after(self, parsed: dict[str, Any], **_: Any) -> None:
+        responses = parsed.get("Responses")
+        if responses is None or not self.failed:
+            return
+        for index in self.failed:
+            responses.insert(index, self._error())
+        self.failed = []
+
+    def _error(self) -> dict[str, Any]:
+        return {"Error": {"Code": self.code, "Message": "injected by the test"}}
+
+
 class RefuseTable:
     """Answers ``code`` to every data call on ``table`` (a role without its grants, a
     table gone), as the service would, once ``after_scans`` Scans have gone through and

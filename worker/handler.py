@@ -14,10 +14,12 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from planner.plan import plan_shard
 from scavenger.errors import InvalidMessage, OutOfTime
 from scavenger.ledger import Ledger
-from scavenger.message import SegmentMessage
+from scavenger.message import PlanShardMessage, SegmentMessage
 from scavenger.observability import emit_counts, logger
+from scavenger.queue import SegmentQueue
 from scavenger.retry import Budget, Deadline, RecordBudget, RetryPolicy, TimeShares
 from scavenger.runtime import Runtime, lambda_runtime
 from worker.sweep import sweep_message
@@ -49,7 +51,7 @@ def handle(event: dict[str, Any], context: Any, runtime: Runtime) -> dict[str, A
 def process_record(record: SQSRecord, runtime: Runtime, deadline: RecordBudget) -> str:
     logger.remove_keys(["run_id", "sweep", "segment", "hop"])
     try:
-        message = SegmentMessage.parse(record.body)
+        message = PlanShardMessage.parse_if_shard(record.body) or SegmentMessage.parse(record.body)
     except InvalidMessage as exc:
         logger.error("poison message", extra={"message_id": record.message_id, "error": str(exc)})
         raise
@@ -57,6 +59,8 @@ def process_record(record: SQSRecord, runtime: Runtime, deadline: RecordBudget) 
         # Too late to claim, checkpoint and continue safely: hand the record back
         # untouched rather than be killed mid-call with the whole batch.
         raise OutOfTime(f"{deadline.invocation_seconds():.2f}s left, record handed back")
+    if isinstance(message, PlanShardMessage):
+        return _plan_shard(message, runtime, deadline)
     logger.append_keys(
         run_id=message.run_id, sweep=message.sweep, segment=message.segment, hop=message.hop
     )
@@ -84,3 +88,18 @@ def _record_failure(
         ledger.record_failure(message.run_id, message.segment, f"{type(exc).__name__}: {exc}")
     except Exception:
         logger.exception("could not record the failure in the ledger")
+
+
+def _plan_shard(shard: PlanShardMessage, runtime: Runtime, deadline: RecordBudget) -> str:
+    """A large run's share of fan-out (planner.plan.plan_shard); a failure fails the
+    record and its redelivery finishes the shard."""
+    logger.append_keys(run_id=shard.run_id, sweep=shard.sweep, segment=shard.first)
+    retry = RetryPolicy(deadline, sleep=runtime.sleep)
+    settings = runtime.settings
+    sent = plan_shard(
+        shard,
+        Ledger(runtime.dynamodb, settings.ledger_table, retry),
+        SegmentQueue(runtime.sqs, settings.queue_url, retry),
+    )
+    logger.info("plan shard processed", extra={"segments": shard.count, "sent": sent})
+    return "planned"

@@ -8,6 +8,7 @@ stale hops are detected rather than counted twice.
 from __future__ import annotations
 
 import enum
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,14 +16,16 @@ from typing import Any, TypeVar
 
 from scavenger.config import Sweep
 from scavenger.errors import FatalError, RetryableError, SystemicError, systemic
+from scavenger.events import RunReporter
 from scavenger.expiry import Age, AgeRule, Expressions
 from scavenger.ledger import Counts, Halt, Ledger, SegmentState, now_iso
 from scavenger.message import Key, SegmentMessage
 from scavenger.observability import logger
+from scavenger.pacing import Pacing, WritePacer
 from scavenger.queue import SegmentQueue
 from scavenger.retry import Budget, RetryPolicy
 from scavenger.runtime import Runtime
-from scavenger.table import Meter, SweptTable
+from scavenger.table import MAX_STATEMENTS, Deleted, Meter, SweptTable
 
 T = TypeVar("T")
 
@@ -91,13 +94,14 @@ class Pacer:
         self.clock = clock
         self.next_at = 0.0
 
-    def delay(self) -> float:
+    def delay(self, count: int = 1) -> float:
+        """The wait before ``count`` deletes sent at once (a batch takes count slots)."""
         if not self.interval:
             return 0.0
         now = self.clock()
         self.next_at = max(self.next_at, now)
         wait = self.next_at - now
-        self.next_at += self.interval
+        self.next_at += self.interval * count
         return wait
 
 
@@ -118,6 +122,8 @@ class SegmentSweeper:
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
     counts: Counts = field(default_factory=Counts)
+    reporter: RunReporter | None = None  # publishes the run's report once it is closed
+    pacing: Pacing | None = field(default=None, init=False)
 
     def run(self) -> SweepResult:
         self.began = self.clock()
@@ -125,7 +131,9 @@ class SegmentSweeper:
         if isinstance(state, SweepResult):
             return state
         rule = AgeRule(self.sweep.age_attribute, self.sweep.age_format, self.message.cutoff)
-        pacer = Pacer(self.sweep.deletes_per_second, self.clock)
+        pacer = self.pacing = Pacing(
+            Pacer(self.sweep.deletes_per_second, self.clock), self._write_pacer(), self.meter
+        )
         cursor, checkpoints = state.cursor, state.checkpoints
         slowest_page = 0.0
         while True:
@@ -162,6 +170,12 @@ class SegmentSweeper:
                 self._finish_run()
                 return SweepResult(Outcome.DONE, self.counts)
 
+    def _write_pacer(self) -> WritePacer | None:
+        """The message's share of the fleet's write budget, from the rate it was carried at."""
+        if not self.message.wcu:
+            return None
+        return WritePacer(self.message.wcu, self.message.wcu_rate, self.clock)
+
     def _claim(self) -> SegmentState | SweepResult:
         """Compare the message with the ledger: proceed, or drop a duplicate/stale hop.
 
@@ -177,14 +191,18 @@ class SegmentSweeper:
                     "is not in the ledger"
                 )
             if state.status == "done":
-                # A crash may have come between marking the segment done and adding
-                # it to the run's done set; both steps are idempotent, so redo them.
+                # The segment was counted with its move to done (one transaction); a
+                # crash may have come before the run was finished: finish it if due.
                 self._finish_run()
+                if run is not None and run.status != "running":
+                    self._report_closed()  # its closing worker may have died unreported
                 return SweepResult(Outcome.DROPPED, reason="segment already done")
             if hop < state.hop:
                 return SweepResult(Outcome.DROPPED, reason=f"stale hop {hop} < {state.hop}")
             if run is not None and run.halt is not None:
-                return halt_segment(self.ledger, self.message, run.halt.describe())
+                return halt_segment(
+                    self.ledger, self.message, run.halt.describe(), self._halter(run.halt)
+                )
             if state.status == "halted":
                 return SweepResult(
                     Outcome.DROPPED,
@@ -197,40 +215,100 @@ class SegmentSweeper:
         raise RetryableError("ledger kept changing while claiming the segment")
 
     def _sweep_page(
-        self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacer, tally: Tally
+        self, items: list[dict[str, Any]], rule: AgeRule, pacer: Pacing, tally: Tally
     ) -> bool:
         """Classify and delete one page's items; False if time ran out part-way."""
-        dry_run = self.message.dry_run
+        expired: list[dict[str, Any]] = []
         for item in items:
-            if self.deadline.remaining_seconds() < self.floor_seconds:
-                return False
             age = rule.classify(item)
-            if age is Age.FRESH:
-                continue
             if age is Age.UNPARSEABLE:
                 tally.unparseable += 1
-                continue
-            tally.expired += 1
-            if dry_run:
-                continue
-            wait = pacer.delay()
+            elif age is Age.EXPIRED:
+                tally.expired += 1
+                expired.append(item)
+        if self.message.dry_run:
+            return True
+        batch = self.sweep.delete_mode == "batch" and self.table.expressions.pinned is not None
+        size = MAX_STATEMENTS if batch else 1
+        for start in range(0, len(expired), size):
+            chunk = expired[start : start + size]
+            if self.deadline.remaining_seconds() < self.floor_seconds:
+                return False
+            wait = pacer.delay(len(chunk))
             if wait:
                 if self.deadline.remaining_seconds() - wait < self.floor_seconds:
-                    tally.expired -= 1
                     return False
                 self.sleep(wait)
             try:
-                deleted = self._delete(item, rule)
+                if batch:
+                    self._delete_batch(chunk, rule, tally)
+                elif self._delete(chunk[0], rule):
+                    tally.deleted += 1
+                else:
+                    tally.skipped += 1
             except RetryableError:
-                tally.expired -= 1
                 return False
-            if deleted:
-                tally.deleted += 1
-            else:
-                tally.skipped += 1
+            finally:
+                pacer.settle()
         return True
 
-    def _delete(self, item: dict[str, Any], rule: AgeRule) -> bool:
+    def _delete_batch(self, items: list[dict[str, Any]], rule: AgeRule, tally: Tally) -> None:
+        """Delete up to 25 expired items in one call, each pinned to what was scanned.
+
+        A statement whose pins failed brings the item as it is now. Gone, fresh or
+        unparseable: skipped. Still expired with ``where``'s attributes as scanned: tried
+        again at its new age (up to REREADS times). ``where``'s attributes changed: the
+        item path's conditional delete (which evaluates ``where``) decides.
+        Each verdict is counted once, as it arrives, so a batch cut short by the
+        budget has counted exactly what it did.
+        """
+        for round_ in range(1 + REREADS):
+            again: list[dict[str, Any]] = []
+            rewritten: list[dict[str, Any]] = []
+            retry = round_ < REREADS
+            self.table.delete_batch(
+                items, functools.partial(self._judge, rule, tally, again, rewritten, retry)
+            )
+            for current in rewritten:
+                if self._delete(current, rule, REREADS - round_ - 1):
+                    tally.deleted += 1
+                else:
+                    tally.skipped += 1
+            if not again:
+                return
+            items = again
+
+    def _judge(
+        self,
+        rule: AgeRule,
+        tally: Tally,
+        again: list[dict[str, Any]],
+        rewritten: list[dict[str, Any]],
+        retry: bool,
+        item: dict[str, Any],
+        verdict: Deleted,
+        current: dict[str, Any] | None,
+    ) -> None:
+        """Count one statement's verdict, or queue the item for another try."""
+        attribute = self.sweep.age_attribute
+        if verdict is Deleted.DELETED:
+            tally.deleted += 1
+        elif (
+            verdict is Deleted.GONE
+            or current is None
+            or rule.classify(current) is not Age.EXPIRED
+            or not retry
+        ):
+            tally.skipped += 1
+        elif not self.table.statement.unchanged(item, current):
+            # What ``where`` reads changed: only its own condition can tell.
+            rewritten.append(current)
+        elif current.get(attribute) == item[attribute]:
+            tally.skipped += 1  # changed and changed back: as the item path, leave it
+        else:
+            again.append(current)
+
+    def _delete(self, item: dict[str, Any], rule: AgeRule, rereads: int = REREADS) -> bool:
         """Delete an expired item on condition that it is unchanged.
 
         When the condition fails, the item is read again: one rewritten since the
@@ -239,7 +317,7 @@ class SegmentSweeper:
         is gone, fresh, unparseable or no longer matches ``where`` is left alone.
         """
         attribute = self.sweep.age_attribute
-        for _ in range(1 + REREADS):
+        for _ in range(1 + rereads):
             if self.table.delete_if_unchanged(item, item[attribute]):
                 return True
             current = self.table.current(item)
@@ -273,7 +351,8 @@ class SegmentSweeper:
             error = f"hop budget exhausted: {self.message.hop + 1} > max_hops {self.max_hops}"
             self.ledger.record_failure(self.message.run_id, self.message.segment, error)
             raise FatalError(error)
-        self.queue.send(self.message.continuation(cursor))
+        rate = self.pacing.rate if self.pacing is not None else None
+        self.queue.send(self.message.continuation(cursor, wcu_rate=rate))
         usage = self._usage()
         if self.ledger.advance_hop(
             self.message.run_id, self.message.segment, self.message.hop, usage
@@ -286,11 +365,19 @@ class SegmentSweeper:
         return Counts(messages=1, worker_ms=round((self.clock() - self.began) * 1000))
 
     def _finish_run(self) -> None:
-        run = self.ledger.add_done_segment(self.message.run_id, self.message.segment)
-        if run.status == "running" and len(run.done_segments) >= run.total_segments:
-            totals = self.ledger.finish_run(self.message.run_id, run.total_segments)
-            if totals is not None:
-                logger.info("run done", extra={"totals": totals.as_dict()})
+        """Finish the run if this segment's count completed it (idempotent), and report it."""
+        totals = self.ledger.finish_run_if_complete(self.message.run_id)
+        if totals is not None:
+            logger.info("run done", extra={"totals": totals.as_dict()})
+            self._report_closed()
+
+    def _halter(self, halt: Halt) -> RunReporter | None:
+        """The reporter, for the redelivery of the message whose segment halted the run."""
+        return self.reporter if halt.segment == self.message.segment else None
+
+    def _report_closed(self) -> None:
+        if self.reporter is not None:
+            self.reporter.run_closed(self.message.run_id)
 
 
 class SweptTableRetry(RetryPolicy):
@@ -311,7 +398,12 @@ class SweptTableRetry(RetryPolicy):
             raise found from exc
 
 
-def halt_run(ledger: Ledger, message: SegmentMessage, error: SystemicError) -> SweepResult:
+def halt_run(
+    ledger: Ledger,
+    message: SegmentMessage,
+    error: SystemicError,
+    reporter: RunReporter | None = None,
+) -> SweepResult:
     """Halt the run on ``error`` (the first halter's error is kept), then this segment.
 
     The run goes first: a crash in between leaves a redelivery that finds the run
@@ -331,11 +423,17 @@ def halt_run(ledger: Ledger, message: SegmentMessage, error: SystemicError) -> S
         "run halted" if first else "systemic error in a run that is no longer running",
         extra={"call": error.call, "resource": error.resource, "error": str(error)},
     )
-    return halt_segment(ledger, message, str(error))
+    return halt_segment(ledger, message, str(error), reporter if first else None)
 
 
-def halt_segment(ledger: Ledger, message: SegmentMessage, error: str) -> SweepResult:
-    """Mark the segment halted at its checkpoint and let its message go."""
+def halt_segment(
+    ledger: Ledger, message: SegmentMessage, error: str, reporter: RunReporter | None = None
+) -> SweepResult:
+    """Mark the segment halted at its checkpoint and let its message go. ``reporter`` is
+    given to the worker that halted the run, and to the redelivery of its message (it
+    may have died before publishing): the run's report is published if not yet."""
+    if reporter is not None:
+        reporter.run_closed(message.run_id)
     if ledger.halt_segment(message.run_id, message.segment, message.hop, f"halted: {error}"):
         return SweepResult(Outcome.HALTED, reason=error)
     return SweepResult(Outcome.DROPPED, reason="halted run: segment done or held by a later hop")
@@ -360,12 +458,16 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
     )
     control_retry = RetryPolicy(deadline, floor_seconds=margin / 10, sleep=runtime.sleep)
     ledger = Ledger(runtime.dynamodb, settings.ledger_table, control_retry)
+    reporter = None
+    if settings.event_bus and runtime.events is not None:
+        reporter = RunReporter(runtime.events, settings.event_bus, ledger)
     if not runtime.knows_keys(message.table):
         # The key lookup below is a call to the swept table, made before the claim:
         # in a halted run, a cold container stops here without making it.
         run = ledger.get_run(message.run_id)
         if run is not None and run.halt is not None:
-            return halt_segment(ledger, message, run.halt.describe())
+            halter = reporter if run.halt.segment == message.segment else None
+            return halt_segment(ledger, message, run.halt.describe(), halter)
     try:
         lookup = SweptTableRetry(
             message.table, deadline, floor_seconds=margin / 10, sleep=runtime.sleep
@@ -386,6 +488,8 @@ def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -
             max_hops=settings.max_hops,
             floor_seconds=margin,
             sleep=runtime.sleep,
+            clock=runtime.clock,
+            reporter=reporter,
         ).run()
     except SystemicError as exc:
-        return halt_run(ledger, message, exc)
+        return halt_run(ledger, message, exc, reporter)

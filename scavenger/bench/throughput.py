@@ -46,8 +46,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from scavenger.bench.sweepers import DeleteMode, SweepJob
-from scavenger.config import Sweep
+from scavenger.bench.sweepers import SweepJob
+from scavenger.config import DeleteMode, Sweep
 from scavenger.errors import ScavengerError
 from scavenger.local.child import ChildProcess
 from scavenger.local.demo import (
@@ -497,7 +497,10 @@ def run_table_mode(
 ) -> ModeRun:
     """Fresh emulator, fresh table, the demo's data; sweep it with ``TABLE_SWEEPS[mode]``."""
     with tempfile.TemporaryDirectory(prefix="scavenger-bench-") as workdir:
-        sweep = write_sweep_config(Path(workdir) / "scavenger.toml", TABLE, options.workers)
+        # No fleet write budget: the bench measures how fast the fleet can go.
+        sweep = write_sweep_config(
+            Path(workdir) / "scavenger.toml", TABLE, options.workers, max_write_units_per_second=0
+        )
     observer.stage(f"starting the emulator (DynamoDB on {options.dynamodb})")
     with Emulator(dynamodb=options.dynamodb) as endpoints:
         dynamodb = endpoints.client("dynamodb")

@@ -95,6 +95,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "concurrent writer, poison messages), drive the run to completion and check it",
     )
     parser.add_argument(
+        "--write-budget",
+        type=float,
+        metavar="WCU",
+        help="the sweep's max_write_units_per_second: write units per second for the whole "
+        "fleet (default: none set, so the planner takes half the table's capacity)",
+    )
+    parser.add_argument(
         "--log-file",
         type=Path,
         help="where the functions' logs go (default: a temporary file, kept only on failure)",
@@ -115,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         region=args.region,
         seed=args.seed,
         log_path=args.log_file,
+        write_budget=args.write_budget,
     )
     # After the checks: a mistake stays the only line, even where Java is missing.
     options = dataclasses.replace(
@@ -350,6 +358,12 @@ def report_table(report: DemoReport) -> Table:
         ("DLQ", _flag(report.fleet.dlq), "messages past maxReceiveCount"),
         ("seconds", f"{report.seconds:.1f}", "from planning to the run done"),
         ("deleted / s", f"{data['deleted_per_second']:,.1f}", "deleted / seconds"),
+        (
+            "write units / s",
+            f"{data['write_units_per_second']:,.1f}",
+            "consumed write units / seconds"
+            + (f" (budget {report.write_budget:g})" if report.write_budget else ""),
+        ),
     ]
     for name, value, meaning in rows:
         table.add_row(name, value, meaning)
@@ -368,7 +382,8 @@ def report_table(report: DemoReport) -> Table:
         "these units at AWS on-demand prices: "
         f"DynamoDB ${cost['dynamodb_reads'] + cost['dynamodb_writes']:.4f}, "
         f"Lambda ${cost['lambda_compute'] + cost['lambda_requests']:.4f}, "
-        f"SQS ${cost['sqs_requests']:.4f}",
+        f"SQS ${cost['sqs_requests']:.4f}; "
+        f"{data['write_units']:,.0f} write units: {data['write_units_basis']}",
     )
     return table
 

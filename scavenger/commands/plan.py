@@ -36,7 +36,7 @@ from scavenger.ops.context import (
 )
 from scavenger.ops.failed_plans import Replay, replay_kept_failures
 from scavenger.ops.output import console, print_json
-from scavenger.settings import DEFAULT_PAGE_SIZE
+from scavenger.settings import DEFAULT_PAGE_SIZE, max_concurrency
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -75,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
     # The planner's "sweep not started" warning is the table's note already: errors only.
     with aws_errors_as_user_errors(), engine_logs_on_stderr(logging.ERROR):
         operator = Operator.from_args(args)
-        planner = Planner(ledger=operator.ledger, queue=operator.queue, dynamodb=operator.dynamodb)
+        planner = Planner(
+            ledger=operator.ledger,
+            queue=operator.queue,
+            dynamodb=operator.dynamodb,
+            max_concurrency=max_concurrency(),
+        )
         for sweep in sweeps:  # every where DynamoDB rejects, before any run starts
             with contextlib.suppress(FatalError, RetryableError):
                 planner.check_expression(sweep)  # (a table it cannot read: plan says so)
@@ -183,6 +188,22 @@ def render(results: list[PlanResult], ceilings: dict[str, dict[str, Any]]) -> No
             "started" if result.started else f"not started: {escape(result.reason)}",
         )
     console().print(table)
+    for result in results:
+        if result.started and result.write_budget is not None:
+            console().print(f"{result.sweep}: {escape(result.write_budget.describe())}")
+        if result.dry_run and result.sizing:
+            sizing = result.sizing
+            line = (
+                f"{result.sweep}: auto segments: {sizing['item_count']:,} items / "
+                f"{sizing['items_per_segment']:,} a segment = {sizing['segments']:,} "
+                f"({sizing['items_per_worker_second']:,} items per worker-second "
+                f"({sizing['rate_source']}) x {sizing['target_seconds_per_segment']:g} s, "
+                f"{sizing['target_seconds_per_segment'] / sizing['worker_timeout_seconds']:.0%} "
+                f"of the {sizing['worker_timeout_seconds']} s worker timeout; "
+                f"MaximumConcurrency {sizing['max_concurrency']}, write budget "
+                f"{sizing['write_units_per_second'] or 'none'})"
+            )
+            console().print(escape(line))
     for sweep, ceiling in ceilings.items():
         console().print(
             f"{sweep}: a real run would cost at most ${ceiling['total']:.4f} (every item "

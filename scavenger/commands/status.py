@@ -17,6 +17,7 @@ from rich.table import Table
 from scavenger.cost import Prices, projected_run
 from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import ScavengerError
+from scavenger.ops import watch
 from scavenger.ops.context import (
     Operator,
     aws_errors_as_user_errors,
@@ -36,9 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--limit", type=int, default=5, help="runs shown per sweep (default: %(default)s)"
     )
+    watch.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.watch:
+        return watch.run(args)
     if args.limit < 1:
         raise ScavengerError(f"--limit: {args.limit} must be at least 1")
     now = datetime.now(UTC)
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
             if args.sweep is not None and not runs:
                 require_known_sweep(args.sweep, operator.config, os.environ)
             render_runs(runs, now)
+            dashboard_footer(operator)
             if args.json:
                 print_json(
                     {"runs": [s.to_json() for summaries in runs.values() for s in summaries]}
@@ -70,9 +75,17 @@ def run(args: argparse.Namespace) -> int:
             f"a real run would cost about ${projection['total']:.6f}"
             f" (deleting the {detail.summary.counts.expired} items this dry run found expired)"
         )
+    dashboard_footer(operator)
     if args.json:
         print_json(detail.to_json() | {"real_run_cost": projection})
     return 0
+
+
+def dashboard_footer(operator: Operator) -> None:
+    """With ``--stack``: the deployment's CloudWatch dashboard (its ``DashboardName`` output)."""
+    name = operator.resources.stack_outputs.get("DashboardName")
+    if name:
+        console().print(f"dashboard: {escape(name)} (CloudWatch console, Dashboards)")
 
 
 def real_run_cost(dynamodb: Any, summary: RunSummary) -> dict[str, Any] | None:
@@ -109,7 +122,7 @@ def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
                 run.run_id,
                 run.created_at,
                 run.status + (" (dry run)" if run.dry_run else ""),
-                f"{len(run.done_segments)}/{run.total_segments}",
+                f"{run.segments_done}/{run.total_segments}",
                 str(summary.failed),
                 str(summary.counts.deleted),
                 human_duration(summary.seconds),
@@ -142,7 +155,7 @@ def render_detail(detail: RunDetail, now: datetime) -> None:
     out.print(
         f"run {run.run_id}  sweep {run.sweep}  table {run.table}  {run.status}"
         f"{' (dry run)' if run.dry_run else ''}  "
-        f"{len(run.done_segments)}/{run.total_segments} segments done  "
+        f"{run.segments_done}/{run.total_segments} segments done  "
         f"cutoff {run.cutoff}  started {run.created_at}  "
         f"duration {human_duration(summary.seconds)}"
     )

@@ -70,6 +70,7 @@ from scavenger.local.demo import (
     SeededItem,
     check_boundary,
     create_resources,
+    delete_mode_for,
     plan_run,
     remaining_keys,
     seed_table,
@@ -97,6 +98,7 @@ Handler = Callable[[Any, Any], Any]
 
 KILL_POINTS = ("mid_page", "after_delete", "after_checkpoint", "after_continuation")
 SERVICES = ("dynamodb", "sqs")
+BATCH = "BatchExecuteStatement"  # the batch delete path's one call
 POLLER_OPERATIONS = frozenset(
     {"ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"}
 )
@@ -309,6 +311,9 @@ class CallRecord:
     operation: str
     params: dict[str, Any]
     landed: bool = False  # an attempt reached the service and succeeded
+    # BatchExecuteStatement: the statements the service sees (failed ones taken out).
+    sent: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
 
 
 class _Raw:
@@ -398,18 +403,47 @@ class ContainerChaos:
     ) -> None:
         context[CALL] = CallRecord(model.name, dict(params))
 
-    def _before_call(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+    def _before_call(
+        self, model: Any, context: dict[str, Any], params: dict[str, Any] | None = None, **_: Any
+    ) -> Any:
         call: CallRecord | None = context.get(CALL)
         if call is None:
-            return
+            return None
         part = self._segment_read(call)
         if part and part != self.segment:
             self._settle("record ended before its checkpoint")
             self.segment = part
         if call.operation == "DeleteItem" and call.params.get("TableName") == self.table:
             self._maybe_kill("mid_page")
+        if call.operation == BATCH and params is not None:
+            self._maybe_kill("mid_page")
+            return self._fail_statements(call, params)
         if self._carries_deletes(call):
             self.journal.record(CHECKPOINT_SENT, container=self.ordinal)
+        return None
+
+    def _fail_statements(self, call: CallRecord, params: dict[str, Any]) -> Any:
+        """Throttle or fail single statements of a batch, as DynamoDB does in
+        ``Responses[i].Error``: they are taken out of the request (they never run) and
+        their errors put back in place when the answer comes."""
+        rate = self.plan.throttle.get("dynamodb", 0.0) + self.plan.error_500.get("dynamodb", 0.0)
+        body = json.loads(params["body"])
+        statements = body["Statements"]
+        call.failed = [i for i in range(len(statements)) if self.random.random() < rate]
+        call.sent = [i for i in range(len(statements)) if i not in call.failed]
+        for _ in call.failed:
+            self.journal.record("statement_error.dynamodb", operation=BATCH)
+        if not call.failed:
+            return None
+        if not call.sent:
+            parsed = {"Responses": [_statement_error(self.random) for _ in statements]}
+            call.failed = []
+            headers: Any = {}
+            http = AWSResponse("https://chaos", 200, headers, _Raw(json.dumps(parsed).encode()))
+            return http, parsed
+        body["Statements"] = [statements[i] for i in call.sent]
+        params["body"] = json.dumps(body).encode()
+        return None
 
     def _segment_read(self, call: CallRecord) -> str:
         """The SEG# part a ledger read names: a record's claim (BatchGetItem of the
@@ -454,15 +488,19 @@ class ContainerChaos:
                 landed=real.status_code == 200,
             )
             if real.status_code == 200 and not call.landed:
-                call.landed = True
-                self._landed(call)
+                call.landed = call.operation != BATCH  # a batch's retry sends other statements
+                self._landed(call, real.content)
             return error_response(request, service, _internal(service), 500)
         return None
 
-    def _landed(self, call: CallRecord) -> None:
+    def _landed(self, call: CallRecord, content: bytes = b"") -> None:
         """An attempt took effect though its caller sees a 500: book it now (a kill may
         come before the call returns)."""
-        if call.operation == "DeleteItem" and call.params.get("TableName") == self.table:
+        if call.operation == BATCH:
+            # The statements that deleted: a retry finds those items gone (skipped).
+            for key in self._batch_deletes(call, json.loads(content or b"{}")):
+                self.journal.record(UNCOUNTED, cause="delete response lost", key=key)
+        elif call.operation == "DeleteItem" and call.params.get("TableName") == self.table:
             # Whatever follows (a retry finds the item gone and counts it as skipped,
             # or the container dies), the ledger will not count this delete.
             key = list(_item_key(call.params["Key"]))
@@ -471,29 +509,52 @@ class ContainerChaos:
             self.pending = 0
             self.journal.record(CHECKPOINTED, container=self.ordinal)
 
+    @staticmethod
+    def _batch_deletes(call: CallRecord, parsed: dict[str, Any]) -> list[list[Any]]:
+        """The keys a batch's answer says it deleted (old item back, no error)."""
+        statements = call.params.get("Statements", [])
+        sent = call.sent or list(range(len(statements)))
+        keys = []
+        for index, answer in zip(sent, parsed.get("Responses", []), strict=False):
+            if "Item" in answer and "Error" not in answer:
+                first, second = statements[index]["Parameters"][:2]
+                keys.append(list(_item_key({"WorkerId": first, "StartTime": second})))
+        return keys
+
     def _carries_deletes(self, call: CallRecord) -> bool:
-        return (
-            self.pending > 0
-            and call.operation == "UpdateItem"
-            and call.params.get("TableName") == self.ledger_table
-            and _is_checkpoint(call)
-        )
+        return self.pending > 0 and _is_checkpoint(call, self.ledger_table)
 
     def _after_call(
-        self, http_response: Any, model: Any, context: dict[str, Any], **_: Any
+        self,
+        http_response: Any,
+        model: Any,
+        context: dict[str, Any],
+        parsed: dict[str, Any] | None = None,
+        **_: Any,
     ) -> None:
+        parsed = parsed if parsed is not None else {}
         call: CallRecord | None = context.get(CALL)
         if call is None:
             return
         ok = http_response is not None and http_response.status_code == 200
         table = call.params.get("TableName")
-        if call.operation == "DeleteItem" and table == self.table:
+        if call.operation == BATCH and ok and "Responses" in parsed:
+            deleted = self._batch_deletes(call, parsed)
+            for index in call.failed:
+                parsed["Responses"].insert(index, _statement_error(self.random))
+            call.failed, call.sent = [], []
+            for key in deleted:
+                self.pending += 1
+                self.journal.record(DELETED, container=self.ordinal, key=key)
+            if deleted:
+                self._maybe_kill("after_delete")
+        elif call.operation == "DeleteItem" and table == self.table:
             if ok:  # (an attempt that landed earlier would have left nothing to delete)
                 self.pending += 1
                 key = list(_item_key(call.params["Key"]))
                 self.journal.record(DELETED, container=self.ordinal, key=key)
                 self._maybe_kill("after_delete")
-        elif call.operation == "UpdateItem" and table == self.ledger_table and _is_checkpoint(call):
+        elif _is_checkpoint(call, self.ledger_table):
             if ok and self.pending:
                 self.pending = 0
                 self.journal.record(CHECKPOINTED, container=self.ordinal)
@@ -518,13 +579,26 @@ class ContainerChaos:
             self.journal.record(SETTLED, container=self.ordinal, cause=cause)
 
 
+def _statement_error(rng: random.Random) -> dict[str, Any]:
+    code = rng.choice(("ProvisionedThroughputExceeded", "ThrottlingError", "InternalServerError"))
+    return {"Error": {"Code": code, "Message": "injected by chaos"}}
+
+
 def _internal(service: str) -> str:
     return "InternalServerError" if service == "dynamodb" else "InternalError"
 
 
-def _is_checkpoint(call: CallRecord) -> bool:
-    """A ledger write that carries a page's counters (Ledger.checkpoint)."""
-    return ":deleted" in call.params.get("ExpressionAttributeValues", {})
+def _is_checkpoint(call: CallRecord, ledger_table: str) -> bool:
+    """A ledger write that carries a page's counters (Ledger.checkpoint): an UpdateItem,
+    or for a segment's last page a transaction whose first write it is."""
+    update = call.params
+    if call.operation == "TransactWriteItems":
+        update = (call.params.get("TransactItems") or [{}])[0].get("Update", {})
+    elif call.operation != "UpdateItem":
+        return False
+    return update.get("TableName") == ledger_table and ":deleted" in update.get(
+        "ExpressionAttributeValues", {}
+    )
 
 
 def _sigkill(_: str) -> None:
@@ -1030,6 +1104,7 @@ class ChaosReport:
     seconds: float
     writer: list[WriterChange] = field(default_factory=list)
     log_path: str | None = None
+    backend: str = "moto"
 
     @property
     def lost(self) -> int:
@@ -1052,6 +1127,8 @@ class ChaosReport:
             "ok": self.ok,
             "chaos": True,
             "seed": self.seed,
+            "dynamodb": self.backend,
+            "delete_mode": delete_mode_for(self.backend),
             "rerun": f"scavenger demo --chaos --seed {self.seed} --items {self.items}",
             "run_id": self.run_id,
             "in_process": self.in_process,
@@ -1165,6 +1242,7 @@ def _run(
         resources.table,
         options.total_segments,
         options.deletes_per_second,
+        delete_mode_for(options.dynamodb),
     )
     now = datetime.now(UTC).replace(microsecond=0)
     truth = seed_table(
@@ -1431,6 +1509,7 @@ def _check(
     ledger_gap = books.gap(gone, ledger_deleted)
     letters = DeadLetterQueue(sqs, resources.dlq_url).peek(None)
     return ChaosReport(
+        backend=options.dynamodb,
         seed=options.seed,
         run_id=run_id,
         in_process=options.in_process,

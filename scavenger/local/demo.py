@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from scavenger import aws
 from scavenger.config import Sweep, load_config, sweeps_to_json
-from scavenger.cost import Prices, estimate
+from scavenger.cost import Prices, estimate, write_units_basis
 from scavenger.errors import ScavengerError, Unprocessed
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Counts, Ledger
@@ -101,8 +101,11 @@ class DemoOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     page_size: int | None = None
     log_path: Path | None = None
+    write_budget: float | None = None  # the sweep's max_write_units_per_second
 
     def __post_init__(self) -> None:
+        if self.write_budget is not None and not self.write_budget > 0:
+            raise ScavengerError(f"--write-budget: {self.write_budget} must be greater than zero")
         if self.items < 1:
             raise ScavengerError(f"--items: {self.items} must be at least 1")
         if self.segments is not None and not 1 <= self.segments <= 10_000:
@@ -147,6 +150,12 @@ class DemoReport:
     seed_seconds: float
     total_seconds: float
     log_path: str | None = None
+    write_budget: float | None = None
+
+    @property
+    def write_units_per_second(self) -> float:
+        """Write units the run consumed (as DynamoDB reported them) per second of the run."""
+        return self.ledger.write_units / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def ok(self) -> bool:
@@ -173,6 +182,8 @@ class DemoReport:
             "ledger_deleted": self.ledger.deleted,
             "seconds": round(self.seconds, 3),
             "deleted_per_second": round(self.deleted_per_second, 1),
+            "write_units_per_second": round(self.write_units_per_second, 1),
+            "write_budget": self.write_budget,
             "segments": self.segments,
             "workers": self.workers,
             "timeout": self.timeout_seconds,
@@ -187,6 +198,8 @@ class DemoReport:
             "seed_seconds": round(self.seed_seconds, 3),
             "total_seconds": round(self.total_seconds, 3),
             "cost": estimate(self.ledger, prices=Prices.from_env()).to_json(),
+            "write_units": round(self.ledger.write_units, 1),
+            "write_units_basis": write_units_basis(self.backend),
             "log_file": self.log_path,
         }
 
@@ -344,7 +357,13 @@ def _run(
     suffix = f"-{secrets.token_hex(3)}" if options.endpoint_url else ""
     observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
     resources = create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
-    sweep = write_sweep_config(workdir / "scavenger.toml", resources.table, options.total_segments)
+    sweep = write_sweep_config(
+        workdir / "scavenger.toml",
+        resources.table,
+        options.total_segments,
+        max_write_units_per_second=options.write_budget,
+        delete_mode=delete_mode_for(options.dynamodb),
+    )
 
     now = datetime.now(UTC).replace(microsecond=0)
     rng = random.Random(options.seed)
@@ -353,6 +372,8 @@ def _run(
     seed_seconds = time.monotonic() - seed_started
 
     environment = worker_environment(endpoints, resources, sweep, options.page_size)
+    # The fleet's MaximumConcurrency: the planner shares the write budget among it.
+    environment["SCAVENGER_MAX_CONCURRENCY"] = str(options.workers)
 
     observer.stage("planning the run (planner handler)")
     sweep_started = time.monotonic()
@@ -407,6 +428,7 @@ def _run(
         ledger=totals,
         seed_seconds=seed_seconds,
         total_seconds=time.monotonic() - started,
+        write_budget=options.write_budget,
     )
     check_boundary(now, cutoff)
     return report
@@ -487,14 +509,46 @@ def create_demo_table(dynamodb: DynamoDBClient, table: str) -> None:
     dynamodb.get_waiter("table_exists").wait(TableName=table)
 
 
-def write_sweep_config(path: Path, table: str, segments: int, deletes_per_second: int = 0) -> Sweep:
-    """The sweep, as a user would write it, read back by the real config parser."""
-    path.write_text(sweep_toml(table, segments, deletes_per_second), encoding="utf-8")
+def delete_mode_for(backend: str) -> str:
+    """The delete path a DynamoDB backend can run faithfully: batch (PartiQL) on AWS's
+    own DynamoDB Local; item on moto (its PartiQL DELETE ignores the predicates) and on
+    dynalite (no PartiQL)."""
+    return "batch" if backend == "dynamodb-local" else "item"
+
+
+def write_sweep_config(
+    path: Path,
+    table: str,
+    segments: int,
+    deletes_per_second: int = 0,
+    delete_mode: str = "item",
+    *,
+    max_write_units_per_second: float | None = None,
+) -> Sweep:
+    """The sweep, as a user would write it, read back by the real config parser.
+    ``delete_mode`` stays "item" unless the caller's backend runs PartiQL faithfully
+    (``delete_mode_for``); without ``max_write_units_per_second``: the planner's default
+    budget."""
+    path.write_text(
+        sweep_toml(table, segments, deletes_per_second, delete_mode, max_write_units_per_second),
+        encoding="utf-8",
+    )
     return load_config(path).sweep(SWEEP_NAME)
 
 
-def sweep_toml(table: str, segments: int, deletes_per_second: int = 0) -> str:
+def sweep_toml(
+    table: str,
+    segments: int,
+    deletes_per_second: int = 0,
+    delete_mode: str = "item",
+    max_write_units_per_second: float | None = None,
+) -> str:
     """The demo's sweep as ``[[sweeps]]`` TOML: what a user would write for this table."""
+    budget = (
+        ""
+        if max_write_units_per_second is None
+        else f"max_write_units_per_second = {max_write_units_per_second:g}\n"
+    )
     return (
         "[[sweeps]]\n"
         f'name = "{SWEEP_NAME}"\n'
@@ -507,6 +561,7 @@ def sweep_toml(table: str, segments: int, deletes_per_second: int = 0) -> str:
         'values = { ":n1" = 1, ":s1" = "1" }\n'
         f"segments = {segments}\n"
         f"deletes_per_second = {deletes_per_second}\n"
+        f'delete_mode = "{delete_mode}"\n' + budget
     )
 
 

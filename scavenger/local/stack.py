@@ -37,6 +37,7 @@ from scavenger.local.demo import (
     DemoObserver,
     QuietObserver,
     create_resources,
+    delete_mode_for,
     seed_table,
     sweep_toml,
 )
@@ -196,7 +197,8 @@ def up(options: UpOptions, observer: DemoObserver | None = None) -> tuple[StackS
             if options.seed_items:
                 now = datetime.now(UTC).replace(microsecond=0)
                 seed_table(dynamodb, TABLE, options.seed_items, now, random.Random(), observer)
-        text = sweep_toml(resources.table, options.segments) + (
+        mode = delete_mode_for(options.backend)
+        text = sweep_toml(resources.table, options.segments, delete_mode=mode) + (
             "\n[resources]\n"
             f'queue_url = "{resources.queue_url}"\n'
             f'dlq_url = "{resources.dlq_url}"\n'

@@ -41,7 +41,7 @@ class RunSummary:
             "finished": run.finished_at,
             "cutoff": run.cutoff,
             "segments_total": run.total_segments,
-            "segments_done": len(run.done_segments),
+            "segments_done": run.segments_done,
             "segments_failed": self.failed,
             "segments_halted": self.halted,
             "halt": asdict(run.halt) if run.halt else None,

@@ -22,7 +22,7 @@ WORKER = "worker"
 HANDLER_MODULES = {"planner.handler": PLANNER, "worker.handler": WORKER}
 
 # A resource as both sides name it: ("table", name) for a swept table, ("ledger",),
-# ("queue",), ("dlq",), ("planner-failures",), ("logs", function).
+# ("queue",), ("dlq",), ("planner-failures",), ("logs", function), ("event-bus", name).
 Resource = tuple[str, ...]
 Grant = tuple[str, Resource]
 
@@ -147,6 +147,10 @@ def required_grants(calls: Iterable[Call], names: Names) -> dict[str, set[Grant]
             if url not in names.queues:
                 raise AssertionError(f"{call.function} called {call.operation} on unknown {url}")
             required[call.function].add((sqs_action(call.operation), names.queues[url]))
+        elif call.service == "events" and call.operation == "PutEvents":
+            for entry in call.params["Entries"]:
+                bus = entry.get("EventBusName", "default")
+                required[call.function].add(("events:PutEvents", ("event-bus", bus)))
         else:
             raise AssertionError(f"{call.function} called {call.service}:{call.operation}")
     return required
@@ -186,6 +190,10 @@ def resource_key(template: Mapping[str, Any], roles: Mapping[str, str], value: A
         match = re.fullmatch(r"arn::dynamodb:::table/([A-Za-z0-9_.-]+)", text)
         if match:
             return ("table", match.group(1))
+        # An imported event bus: arn:${Partition}:events:${Region}:${AccountId}:event-bus/NAME
+        match = re.fullmatch(r"arn::events:::event-bus/([/.\-_A-Za-z0-9]+)", text)
+        if match:
+            return ("event-bus", match.group(1))
     raise AssertionError(f"a grant on a resource this check cannot name: {value!r}")
 
 

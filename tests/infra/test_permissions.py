@@ -28,9 +28,11 @@ LEDGER_ACTIONS = {
         "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:UpdateItem",
+        "dynamodb:Query",  # a running run's pending shards
     },
     WORKER_HANDLER: {
         "dynamodb:BatchGetItem",
+        "dynamodb:BatchWriteItem",  # a plan shard's segment items
         "dynamodb:GetItem",
         "dynamodb:UpdateItem",
         "dynamodb:Query",
@@ -77,6 +79,7 @@ def test_worker_may_scan_delete_and_reread_on_a_table_it_deletes_from(template: 
         "dynamodb:Scan",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
+        "dynamodb:PartiQLDelete",
         "dynamodb:DescribeTable",
     }
 
@@ -153,3 +156,19 @@ def test_functions_write_logs_only_to_their_own_group(handler: str, template: Te
     assert set(log_statements[0]["Action"]) == {"logs:CreateLogStream", "logs:PutLogEvents"}
     log_group_id = log_statements[0]["Resource"]["Fn::GetAtt"][0]
     assert template.to_json()["Resources"][log_group_id]["Type"] == "AWS::Logs::LogGroup"
+
+
+def test_only_a_table_with_a_batch_mode_sweep_is_granted_partiql_delete() -> None:
+    from infra.settings import StackSettings
+    from scavenger.config import parse_sweeps
+
+    base = {"age_attribute": "ts", "age_format": "iso8601", "max_age": "1h"}
+    sweeps = parse_sweeps(
+        [
+            {**base, "name": "a", "table": "Batched"},
+            {**base, "name": "b", "table": "Itemised", "delete_mode": "item"},
+            {**base, "name": "c", "table": "DryRun", "dry_run": True},
+        ]
+    )
+
+    assert StackSettings(sweeps=sweeps).batch_deleting_tables == {"Batched"}

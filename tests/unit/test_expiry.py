@@ -5,7 +5,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scavenger.config import parse_sweeps
-from scavenger.expiry import Age, AgeRule, Expressions, format_instant, to_attribute_value
+from scavenger.expiry import (
+    Age,
+    AgeRule,
+    DeleteStatement,
+    Expressions,
+    format_instant,
+    to_attribute_value,
+    where_attributes,
+)
 
 CUTOFF = datetime(2026, 11, 21, 2, 0, 0, tzinfo=UTC)
 
@@ -113,6 +121,7 @@ def test_delete_condition_pins_the_seen_age_and_the_where_clause():
                 "where": "#c IN (:n1, :s1)",
                 "names": {"#c": "Completed"},
                 "values": {":n1": 1, ":s1": "1"},
+                "delete_mode": "item",
             }
         ]
     )
@@ -121,3 +130,60 @@ def test_delete_condition_pins_the_seen_age_and_the_where_clause():
     assert expressions.delete_names == {"#sc_age": "status", "#c": "Completed"}
     assert expressions.projection == "#sc_k0, #sc_k1, #sc_age"
     assert expressions.filter == "#c IN (:n1, :s1)"
+
+
+# -- the batch path's statement -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("where", "names", "read"),
+    [
+        ("#c IN (:n1, :s1)", {"#c": "Completed"}, ("Completed",)),
+        ("attribute_exists(#a.#b[3]) AND size(x) > :v", {"#a": "A", "#b": "B"}, ("A", "x")),
+        ("NOT begins_with(y, :p) OR z BETWEEN :a AND :b", {}, ("y", "z")),
+        ("#a = :v AND #a <> :w", {"#a": "A"}, ("A",)),  # named once
+        ("size = :v and kind in (:a)", {}, ("size", "kind")),  # keywords in any case
+    ],
+)
+def test_where_attributes_are_the_top_level_attributes_the_condition_reads(where, names, read):
+    assert where_attributes(where, names) == read
+
+
+@pytest.mark.parametrize("where", ["#a = :v; DROP", "#a = 'x'", "#b = :v"])
+def test_a_where_this_reader_cannot_follow_pins_nothing_and_deletes_item_by_item(where):
+    assert where_attributes(where, {"#a": "A"}) is None
+
+
+def test_the_delete_statement_quotes_names_and_pins_every_read_attribute():
+    statement = DeleteStatement("T.x", ("k", 'we"ird'), "ts", ("Completed", "Doc"))
+    item = {"k": {"N": "1"}, 'we"ird': {"S": "a"}, "ts": {"S": "t"}, "Completed": {"N": "1"}}
+
+    text, parameters = statement.build(item)
+
+    assert text == (
+        'DELETE FROM "T.x" WHERE "k" = ? AND "we""ird" = ? AND "ts" = ? '
+        'AND "Completed" = ? AND "Doc" IS MISSING RETURNING ALL OLD *'
+    )
+    assert parameters == [{"N": "1"}, {"S": "a"}, {"S": "t"}, {"N": "1"}]
+
+
+def test_batch_mode_scans_the_attributes_it_pins_and_item_mode_does_not():
+    raw = {
+        "name": "s",
+        "table": "Workers",
+        "age_attribute": "ts",
+        "age_format": "iso8601",
+        "max_age": "1h",
+        "where": "#c = :one AND WorkerId > :one AND ts <> :one",
+        "names": {"#c": "Completed"},
+        "values": {":one": 1},
+    }
+    (batch,) = parse_sweeps([raw])
+    (item,) = parse_sweeps([{**raw, "delete_mode": "item"}])
+
+    pinned = Expressions.build(batch, ("WorkerId",))
+    plain = Expressions.build(item, ("WorkerId",))
+
+    assert pinned.pinned == ("Completed",)  # key and age are pinned anyway
+    assert "Completed" in pinned.projection_names.values()
+    assert "Completed" not in plain.projection_names.values()

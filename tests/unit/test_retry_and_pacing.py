@@ -176,3 +176,10 @@ def test_a_batch_with_too_little_time_gives_each_record_only_its_margin():
 
     shares = TimeShares(Budget(3.0), records=3, margin=1.5)
     assert shares.next().remaining_seconds() == pytest.approx(1.5)
+
+
+def test_a_batch_of_deletes_takes_as_many_slots_as_it_has_items():
+    pacer = Pacer(10, clock=lambda: 0.0)
+
+    assert pacer.delay(25) == 0.0  # the first batch goes at once ...
+    assert pacer.delay(1) == pytest.approx(2.5)  # ... and the next waits for its 25 slots

@@ -1,0 +1,64 @@
+"""`plan` sizes "auto" segments from the sweep's measured rate and shows the numbers."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from planner.handler import handler as planner_handler
+from scavenger import cli
+from scavenger.ledger import Ledger
+from scavenger.runtime import lambda_runtime
+from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
+from tests.dataset import create_table, now, seed_table
+
+pytestmark = pytest.mark.integration
+
+SWEEP = {
+    "name": "sweep",
+    "table": "Swept",
+    "age_attribute": "ts",
+    "age_format": "iso8601",
+    "max_age": "48h",
+    "segments": "auto",
+}
+
+
+@pytest.fixture
+def seeded(stack, monkeypatch):
+    create_table(stack.dynamodb, "Swept", "hash_string")
+    seed_table(stack.dynamodb, "Swept", "hash_string", count=60, cutoff=now() - timedelta(hours=48))
+    configure_sweeps(monkeypatch, SWEEP)
+    lambda_runtime().sleep = lambda seconds: None
+
+
+def test_the_second_run_is_sized_by_the_rate_the_first_one_measured(stack, seeded):
+    (first,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    assert first["sizing"]["rate_source"] == "default"
+    drain(stack, context_factory=roomy_context)
+    done = Ledger(stack.dynamodb, LEDGER).get_run(first["run_id"])
+    rate = done.totals.scanned / (done.totals.worker_ms / 1000)
+
+    (second,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+
+    assert second["sizing"]["rate_source"] == f"run {first['run_id']}"
+    assert second["sizing"]["items_per_worker_second"] == pytest.approx(rate, rel=1e-3)
+    assert second["sizing"]["items_per_segment"] == int(rate * 150)
+
+
+def test_plan_dry_run_shows_the_numbers_it_used(stack, seeded, capsys, monkeypatch):
+    monkeypatch.setenv("SCAVENGER_WORKER_TIMEOUT_SECONDS", "120")
+    monkeypatch.setenv("SCAVENGER_MAX_CONCURRENCY", "20")
+
+    code = cli.main(["plan", "--dry-run", "--json"])
+
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    sizing = json.loads(captured.out.splitlines()[-1])["runs"][0]["sizing"]
+    assert sizing["worker_timeout_seconds"] == 120 and sizing["max_concurrency"] == 20
+    assert sizing["target_seconds_per_segment"] == 60
+    shown = " ".join((captured.out + captured.err).split())
+    assert "auto segments:" in shown and "of the 120 s worker timeout" in shown
+    assert "items per worker-second (default)" in shown
