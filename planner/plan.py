@@ -28,10 +28,11 @@ from scavenger.budget import WriteBudget, choose_budget
 from scavenger.config import MAX_SEGMENTS, Sweep
 from scavenger.errors import ConfigError, FatalError
 from scavenger.expiry import Expressions, format_instant, parse_instant
-from scavenger.ledger import Ledger, RunRecord
+from scavenger.ledger import Ledger
 from scavenger.message import Outgoing, PlanShardMessage, SegmentMessage
 from scavenger.observability import logger
 from scavenger.queue import SegmentQueue, SendFailed
+from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.table import key_attributes
 

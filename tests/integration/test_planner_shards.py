@@ -155,6 +155,6 @@ def test_a_shard_of_a_run_not_in_the_ledger_fails(stack, seeded):
 
 
 def _counts():
-    from scavenger.ledger import Counts
+    from scavenger.records import Counts
 
     return Counts(scanned=1, pages=1)

@@ -13,7 +13,7 @@ from planner.plan import (
     size_segments,
 )
 from scavenger.errors import ConfigError
-from scavenger.ledger import Counts, RunRecord
+from scavenger.records import Counts, RunRecord
 
 
 def test_an_unmeasured_table_gets_the_default_segments():
