@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from planner.plan import Planner, plan_shard
 from scavenger.errors import FatalError
 from scavenger.ledger import Ledger
 from scavenger.message import PlanShardMessage, SegmentMessage
+from scavenger.plan import Planner, plan_shard
 from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.runtime import lambda_runtime
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context

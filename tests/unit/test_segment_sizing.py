@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import pytest
 
-from planner.plan import (
+from scavenger.errors import ConfigError
+from scavenger.plan import (
     ITEMS_PER_SEGMENT,
     Fleet,
     measured_rate,
     size_segments,
 )
-from scavenger.errors import ConfigError
 from scavenger.records import Counts, RunRecord
 
 
