@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 if TYPE_CHECKING:
-    from scavenger.ledger import Counts
+    from scavenger.records import Counts
 
 DEFAULT_SERVICE = "scavenger"
 DEFAULT_NAMESPACE = "Scavenger"

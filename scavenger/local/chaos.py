@@ -678,7 +678,7 @@ class InProcessContainer:
     """
 
     def __init__(self, spec: FunctionSpec, endpoints: Endpoints, chaos: ContainerChaos | None):
-        from worker.handler import handle
+        from scavenger.batch import handle
 
         self.spec = spec
         self.calls: Counter[str] = Counter()
@@ -1359,8 +1359,7 @@ def _run(
 
 def _plan_in_process(environment: dict[str, str], endpoints: Endpoints) -> tuple[str, int]:
     """The real planner, called in this process with a runtime of its own."""
-    from planner.handler import plan
-    from planner.plan import PlanRequest
+    from scavenger.plan import PlanRequest, plan
 
     runtime = Runtime(
         settings=Settings.from_env(environment),

@@ -30,7 +30,7 @@ from scavenger.config import Sweep, load_config, sweeps_to_json
 from scavenger.cost import Prices, estimate, write_units_basis
 from scavenger.errors import ScavengerError, Unprocessed
 from scavenger.expiry import parse_instant
-from scavenger.ledger import Counts, Ledger
+from scavenger.ledger import Ledger
 from scavenger.local.emulator import FAKE_CREDENTIALS, DynamoDBBackend, Emulator, Endpoints
 from scavenger.local.fleet import (
     Fleet,
@@ -41,6 +41,7 @@ from scavenger.local.fleet import (
 )
 from scavenger.local.function import Container, FunctionSpec
 from scavenger.provision import create_ledger_table, create_queues
+from scavenger.records import Counts
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.schema import MAX_RECEIVE_COUNT
 

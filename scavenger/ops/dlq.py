@@ -20,7 +20,8 @@ from botocore.exceptions import ClientError
 
 from scavenger.dlq import DeadLetter, DeadLetterQueue, queue_arn
 from scavenger.errors import FatalError, RetryableError, ScavengerError, error_code
-from scavenger.ledger import Ledger, SegmentState
+from scavenger.ledger import Ledger
+from scavenger.records import SegmentState
 from scavenger.retry import NoDeadline, RetryPolicy
 
 if TYPE_CHECKING:

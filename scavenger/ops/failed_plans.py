@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from planner.plan import PlanRequest, PlanResult
 from scavenger.errors import FatalError, RetryableError, ScavengerError
+from scavenger.plan import PlanRequest, PlanResult
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

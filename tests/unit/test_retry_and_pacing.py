@@ -3,7 +3,7 @@ from botocore.exceptions import ClientError
 
 from scavenger.errors import ConditionFailed, FatalError, RetryableError, Throttled, classify
 from scavenger.retry import BASE_WAIT_SECONDS, THROTTLED_BASE_WAIT_SECONDS, RetryPolicy
-from worker.sweep import Pacer
+from scavenger.sweep import Pacer
 
 
 class Budget:
