@@ -20,6 +20,7 @@ from constructs import Construct
 from infra.checkov import ENV_NOT_SECRET, LOGS_ENCRYPTED, NO_VPC, skip_checks
 from infra.queues import SweepQueues
 from infra.settings import StackSettings
+from scavenger.schema import MAX_RECEIVE_COUNT
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 ARCHITECTURE = lambda_.Architecture.X86_64
@@ -166,7 +167,7 @@ class SweepFunctions(Construct):
             {
                 "CKV_AWS_116": "Invoked synchronously by the SQS event source mapping, which "
                 "never uses a function DLQ: a failing segment goes to the segment queue's DLQ "
-                "after 5 receives (its redrive policy)",
+                f"after {MAX_RECEIVE_COUNT} receives (its redrive policy)",
                 "CKV_AWS_115": "Concurrency is capped by the event source mapping's maximum "
                 "concurrency (max_concurrency), which, unlike reserved concurrency, neither "
                 "throttles deliveries back into the queue nor takes from the account's pool",

@@ -7,8 +7,10 @@ from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
 from infra.checkov import skip_checks
+from scavenger.schema import LEDGER_PARTITION_KEY, LEDGER_SORT_KEY, TTL_ATTRIBUTE
 
-TTL_ATTRIBUTE = "expires_at"
+# The ledger's keys are strings (scavenger.schema.LEDGER_KEY_TYPE, "S").
+KEY_TYPE = dynamodb.AttributeType.STRING
 
 
 class LedgerTable(Construct):
@@ -22,8 +24,8 @@ class LedgerTable(Construct):
         self.table = dynamodb.Table(
             self,
             "Table",
-            partition_key=dynamodb.Attribute(name="run_id", type=dynamodb.AttributeType.STRING),
-            sort_key=dynamodb.Attribute(name="part", type=dynamodb.AttributeType.STRING),
+            partition_key=dynamodb.Attribute(name=LEDGER_PARTITION_KEY, type=KEY_TYPE),
+            sort_key=dynamodb.Attribute(name=LEDGER_SORT_KEY, type=KEY_TYPE),
             billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True

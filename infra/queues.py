@@ -8,11 +8,11 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.checkov import SQS_MANAGED_SSE, skip_checks
+from scavenger.schema import DLQ_RETENTION_DAYS, MAX_RECEIVE_COUNT
 
 # Lambda's guidance for SQS event sources: visibility timeout at least six times the timeout.
 VISIBILITY_TIMEOUT_FACTOR = 6
-MAX_RECEIVE_COUNT = 5
-DLQ_RETENTION = Duration.days(14)
+DLQ_RETENTION = Duration.days(DLQ_RETENTION_DAYS)
 QUEUE_RETENTION = Duration.days(4)
 
 

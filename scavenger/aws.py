@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Literal, overload
 
 import boto3
+from botocore.client import BaseClient
 from botocore.config import Config as BotoConfig
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 # botocore does not retry: every call goes through tenacity (scavenger.retry), whose
 # waits stay inside the invocation's time budget; a retry of botocore's own (up to
@@ -39,18 +44,34 @@ def resolve_endpoint(endpoint_url: str | None = None) -> str | None:
 
 
 @functools.cache
-def _client(service: str, endpoint_url: str | None, region: str) -> Any:
+def _client(service: str, endpoint_url: str | None, region: str) -> BaseClient:
     session = boto3.session.Session()
-    return session.client(
+    made: BaseClient = session.client(
         service,  # type: ignore[call-overload]
         endpoint_url=endpoint_url,
         region_name=region,
         config=BOTO_CONFIG,
     )
+    return made
 
 
-def client(service: str, *, endpoint_url: str | None = None, region: str | None = None) -> Any:
-    """A shared client for ``service`` at the resolved endpoint and region."""
+@overload
+def client(
+    service: Literal["dynamodb"], *, endpoint_url: str | None = None, region: str | None = None
+) -> DynamoDBClient: ...
+@overload
+def client(
+    service: Literal["sqs"], *, endpoint_url: str | None = None, region: str | None = None
+) -> SQSClient: ...
+@overload
+def client(
+    service: str, *, endpoint_url: str | None = None, region: str | None = None
+) -> BaseClient: ...
+def client(
+    service: str, *, endpoint_url: str | None = None, region: str | None = None
+) -> BaseClient:
+    """A shared client for ``service`` at the resolved endpoint and region (typed by
+    boto3-stubs for the services the runtime uses)."""
     return _client(service, resolve_endpoint(endpoint_url), resolve_region(region))
 
 

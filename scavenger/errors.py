@@ -24,6 +24,16 @@ class RetryableError(Exception):
     """Throttling, a 5xx or a dropped connection: worth another try after a pause."""
 
 
+class Throttled(RetryableError):
+    """The service asked us to slow down (throttling, or a batch call that left part
+    of its work undone): retried like a transient error, after longer waits."""
+
+
+class Unprocessed(Throttled):
+    """A batch call succeeded but left part of its work undone (unprocessed items,
+    failed entries): DynamoDB's and SQS's way to throttle a batch."""
+
+
 class ConditionFailed(Exception):
     """A conditional write found the item changed or gone: not an error, a skip."""
 
@@ -62,11 +72,11 @@ THROTTLING_CODES = (
     "RequestThrottledException",
     "SlowDown",
     "TransactionInProgressException",
-    "InternalServerError",
-    "InternalFailure",
-    "ServiceUnavailable",
     "KMS.ThrottlingException",
 )
+
+# Codes of a transient server fault (as any 5xx): retried, without slowing down more.
+TRANSIENT_CODES = ("InternalServerError", "InternalFailure", "ServiceUnavailable")
 
 CONDITION_FAILED_CODES = ("ConditionalCheckFailedException",)
 
@@ -93,7 +103,9 @@ def classify(exc: Exception) -> Exception:
             return ConditionFailed(message)
         if code == "TransactionCanceledException":
             return _cancelled_transaction(exc, message)
-        if code in THROTTLING_CODES or status >= 500:
+        if code in THROTTLING_CODES:
+            return Throttled(f"{code}: {message}")
+        if code in TRANSIENT_CODES or status >= 500:
             return RetryableError(f"{code or status}: {message}")
         return FatalError(f"{code}: {message}")
     if isinstance(exc, ConnectionError | ReadTimeoutError):
@@ -132,7 +144,8 @@ def _cancelled_transaction(exc: ClientError, message: str) -> Exception:
         code in ("ConditionalCheckFailed", *CONDITION_FAILED_CODES) for code in failed
     ):
         return ConditionFailed(message)
-    if any(code in ("TransactionConflict", *THROTTLING_CODES) for code in failed) or not failed:
+    retryable = ("TransactionConflict", *THROTTLING_CODES, *TRANSIENT_CODES)
+    if any(code in retryable for code in failed) or not failed:
         return RetryableError(f"TransactionCanceledException: {message}")
     return FatalError(f"TransactionCanceledException: {message}")
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from scavenger.errors import ConditionFailed, FatalError, RetryableError
+from scavenger.errors import ConditionFailed, FatalError, RetryableError, Unprocessed
 from scavenger.message import Key, cursor_to_json
 from scavenger.observability import logger
 from scavenger.records import (
@@ -27,11 +27,12 @@ from scavenger.records import (
     SegmentState,
 )
 from scavenger.retry import NoDeadline, RetryPolicy
+from scavenger.schema import LEDGER_RETENTION_SECONDS, TTL_ATTRIBUTE
 
 RUN_PART = "RUN"
 SWEEP_PART = "SWEEP"
 SHARD_PREFIX = "SHARD#"
-RETENTION_SECONDS = 30 * 86400
+RETENTION_SECONDS = LEDGER_RETENTION_SECONDS
 # How an engine without transactions answers TransactWriteItems (dynalite).
 NO_TRANSACTIONS = "UnknownOperationException"
 
@@ -97,7 +98,7 @@ class Ledger:
             "dry_run": {"BOOL": run.dry_run},
             "created_at": _s(run.created_at),
             "status": _s(run.status),
-            "expires_at": expires,
+            TTL_ATTRIBUTE: expires,
         }
         if shards:
             self._batch_put(
@@ -129,7 +130,7 @@ class Ledger:
             "cursor": _s(_cursor_text(None)),
             "checkpoints": _n(0),
             "updated_at": _s(now_iso()),
-            "expires_at": expires,
+            TTL_ATTRIBUTE: expires,
         }
         item.update({name: _n(0) for name in Counts().as_dict()})
         return item
@@ -144,7 +145,7 @@ class Ledger:
             "first": _n(first),
             "count": _n(count),
             "updated_at": _s(now_iso()),
-            "expires_at": expires,
+            TTL_ATTRIBUTE: expires,
         }
 
     # -- sharded planning -------------------------------------------------------------
@@ -199,19 +200,19 @@ class Ledger:
                     "ExpressionAttributeNames": {"#status": "status", "#hop": "hop"},
                 }
             }
-            for attempt in range(20):
+
+            def read(request: dict[str, Any] = request) -> None:
                 response = self._call(
-                    "BatchGetItem",
-                    lambda batch=request: self.client.batch_get_item(RequestItems=batch),
+                    "BatchGetItem", lambda: self.client.batch_get_item(RequestItems=request)
                 )
                 for item in response.get("Responses", {}).get(self.table_name, []):
                     found[int(item["part"]["S"].removeprefix(SEGMENT_PREFIX))] = item
-                request = response.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-                time.sleep(min(2.0, 0.05 * 2**attempt))
-            else:
-                raise RetryableError(f"ledger {self.table_name}: batch get left unprocessed keys")
+                request.clear()
+                request.update(response.get("UnprocessedKeys") or {})
+                if request:
+                    raise Unprocessed(f"ledger {self.table_name}: batch get left unprocessed keys")
+
+            self.retry.for_unprocessed(20).call(read, "ledger.BatchGetItem.unprocessed")
         missing = [n for n in segments if n not in found]
         unstarted = [
             n
@@ -237,16 +238,17 @@ class Ledger:
 
     def _write_batch(self, requests: list[dict[str, Any]]) -> None:
         pending = {self.table_name: requests}
-        for attempt in range(20):
+
+        def write() -> None:
+            nonlocal pending
             response = self._call(
-                "BatchWriteItem",
-                lambda batch=pending: self.client.batch_write_item(RequestItems=batch),
+                "BatchWriteItem", lambda: self.client.batch_write_item(RequestItems=pending)
             )
             pending = response.get("UnprocessedItems") or {}
-            if not pending:
-                return
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-        raise RetryableError(f"ledger {self.table_name}: batch write left unprocessed items")
+            if pending:
+                raise Unprocessed(f"ledger {self.table_name}: batch write left unprocessed items")
+
+        self.retry.for_unprocessed(20).call(write, "ledger.BatchWriteItem.unprocessed")
 
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(run_id, RUN_PART)
@@ -440,7 +442,9 @@ class Ledger:
             {"run_id": _s(run_id), "part": _s(RUN_PART)},
         ]
         found: dict[str, dict[str, Any]] = {}
-        for attempt in range(10):
+
+        def read() -> None:
+            nonlocal keys
             response = self._call(
                 "BatchGetItem",
                 lambda wanted=keys: self.client.batch_get_item(
@@ -450,11 +454,10 @@ class Ledger:
             for item in response.get("Responses", {}).get(self.table_name, []):
                 found[item["part"]["S"]] = item
             keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
-            if not keys:
-                break
-            time.sleep(min(1.0, 0.05 * 2**attempt))
-        else:
-            raise RetryableError(f"ledger {self.table_name}: batch get left unprocessed keys")
+            if keys:
+                raise Unprocessed(f"ledger {self.table_name}: batch get left unprocessed keys")
+
+        self.retry.for_unprocessed(10).call(read, "ledger.BatchGetItem.unprocessed")
         state = found.get(segment_part(segment))
         run = found.get(RUN_PART)
         return (

@@ -7,9 +7,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
-MAX_RECEIVE_COUNT = 5
+from scavenger.schema import (
+    DLQ_RETENTION_DAYS,
+    LEDGER_KEY_TYPE,
+    LEDGER_PARTITION_KEY,
+    LEDGER_SORT_KEY,
+    MAX_RECEIVE_COUNT,
+    TTL_ATTRIBUTE,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 
 @dataclass(frozen=True)
@@ -18,28 +29,28 @@ class Queues:
     dlq_url: str
 
 
-def create_ledger_table(dynamodb: Any, name: str) -> None:
+def create_ledger_table(dynamodb: DynamoDBClient, name: str) -> None:
     dynamodb.create_table(
         TableName=name,
         AttributeDefinitions=[
-            {"AttributeName": "run_id", "AttributeType": "S"},
-            {"AttributeName": "part", "AttributeType": "S"},
+            {"AttributeName": LEDGER_PARTITION_KEY, "AttributeType": LEDGER_KEY_TYPE},
+            {"AttributeName": LEDGER_SORT_KEY, "AttributeType": LEDGER_KEY_TYPE},
         ],
         KeySchema=[
-            {"AttributeName": "run_id", "KeyType": "HASH"},
-            {"AttributeName": "part", "KeyType": "RANGE"},
+            {"AttributeName": LEDGER_PARTITION_KEY, "KeyType": "HASH"},
+            {"AttributeName": LEDGER_SORT_KEY, "KeyType": "RANGE"},
         ],
         BillingMode="PAY_PER_REQUEST",
     )
     dynamodb.get_waiter("table_exists").wait(TableName=name)
     dynamodb.update_time_to_live(
         TableName=name,
-        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
     )
 
 
 def create_queues(
-    sqs: Any,
+    sqs: SQSClient,
     name: str,
     *,
     visibility_timeout: int = 60,
@@ -48,7 +59,7 @@ def create_queues(
     """A FIFO queue whose redrive policy sends to a FIFO DLQ after ``max_receive_count``."""
     dlq_url = sqs.create_queue(
         QueueName=f"{name}-dlq.fifo",
-        Attributes={"FifoQueue": "true", "MessageRetentionPeriod": str(14 * 86400)},
+        Attributes={"FifoQueue": "true", "MessageRetentionPeriod": str(DLQ_RETENTION_DAYS * 86400)},
     )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"

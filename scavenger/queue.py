@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
-from scavenger.errors import FatalError, RetryableError, ScavengerError
+from scavenger.errors import FatalError, RetryableError, ScavengerError, Unprocessed
 from scavenger.message import Outgoing, SegmentMessage
 from scavenger.retry import NoDeadline, RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import (
+        SendMessageBatchRequestEntryTypeDef,
+        SendMessageBatchResultTypeDef,
+    )
 
 BATCH_SIZE = 10
 ENTRY_ATTEMPTS = 8
@@ -24,10 +31,11 @@ class SendFailed(ScavengerError):
 
 
 class SegmentQueue:
-    def __init__(self, client: Any, queue_url: str, retry: RetryPolicy | None = None):
+    def __init__(self, client: SQSClient, queue_url: str, retry: RetryPolicy | None = None):
         self.client = client
         self.queue_url = queue_url
         self.retry = retry or RetryPolicy(NoDeadline())
+        self.entries_retry = self.retry.for_unprocessed(ENTRY_ATTEMPTS)
 
     def send(self, message: SegmentMessage, nonce: str | None = None) -> None:
         self.retry.call(
@@ -61,8 +69,10 @@ class SegmentQueue:
     def _send_batch(self, batch: list[Outgoing], nonce: str | None) -> None:
         pending = {str(index): message for index, message in enumerate(batch)}
         reason = ""
-        for attempt in range(ENTRY_ATTEMPTS):
-            entries = [
+
+        def send_pending() -> None:
+            nonlocal reason
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
                 {
                     "Id": entry_id,
                     "MessageBody": message.to_json(),
@@ -77,14 +87,18 @@ class SegmentQueue:
             failures = response.get("Failed", [])
             if not pending:
                 return
-            fatal = [f for f in failures if f.get("SenderFault")]
             reason = "; ".join(f"{f.get('Code')}: {f.get('Message', '')}" for f in failures)
-            if fatal:
-                break
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-        raise SendFailed(sorted(m.segment for m in pending.values()), reason or "no response")
+            if not any(f.get("SenderFault") for f in failures):
+                raise Unprocessed(reason)
 
-    def _send_entries(self, entries: list[dict[str, str]]) -> Any:
+        with contextlib.suppress(Unprocessed):  # SendFailed below names what is left
+            self.entries_retry.call(send_pending, "SendMessageBatch.entries")
+        if pending:
+            raise SendFailed(sorted(m.segment for m in pending.values()), reason or "no response")
+
+    def _send_entries(
+        self, entries: list[SendMessageBatchRequestEntryTypeDef]
+    ) -> SendMessageBatchResultTypeDef:
         return self.retry.call(
             lambda: self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries),
             "SendMessageBatch",

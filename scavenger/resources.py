@@ -12,16 +12,19 @@ another's queue is the mistake this module exists to prevent.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scavenger.config import RESOURCE_KEYS
+from scavenger.dlq import dlq_from_redrive_policy
 from scavenger.errors import ScavengerError, error_code
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 QUEUE_URL = "queue_url"
 DLQ_URL = "dlq_url"
@@ -62,7 +65,7 @@ class Resources:
     """The discovered resources; asking for a missing one is a one-line user error."""
 
     def __init__(
-        self, found: Mapping[str, Found], sqs: Any, outputs: Mapping[str, str] | None = None
+        self, found: Mapping[str, Found], sqs: SQSClient, outputs: Mapping[str, str] | None = None
     ):
         self._found = dict(found)
         self._sqs = sqs
@@ -129,7 +132,7 @@ def discover(
     env: Mapping[str, str],
     stack: str | None,
     cloudformation: Callable[[], Any],
-    sqs: Any,
+    sqs: SQSClient,
 ) -> Resources:
     """Resolve each resource from config, then environment, then the stack's outputs.
 
@@ -184,25 +187,3 @@ def stack_outputs(cloudformation: Any, stack: str) -> dict[str, str]:
         for output in stacks[0].get("Outputs", [])
         if "OutputKey" in output and "OutputValue" in output
     }
-
-
-def dlq_from_redrive_policy(sqs: Any, queue_url: str) -> str | None:
-    """The queue's dead-letter queue URL, from its RedrivePolicy (None without one)."""
-    try:
-        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["RedrivePolicy"])
-        policy = attributes.get("Attributes", {}).get("RedrivePolicy")
-        if not policy:
-            return None
-        arn = str(json.loads(policy)["deadLetterTargetArn"])
-        parts = arn.split(":")
-        if len(parts) != 6:
-            raise ScavengerError(f"queue {queue_url}: redrive policy names {arn!r}, not a queue")
-        url: str = sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])[
-            "QueueUrl"
-        ]
-        return url
-    except ClientError as exc:
-        message = exc.response.get("Error", {}).get("Message", "")
-        raise ScavengerError(f"queue {queue_url}: {error_code(exc)}: {message}") from exc
-    except (KeyError, ValueError) as exc:
-        raise ScavengerError(f"queue {queue_url}: unreadable redrive policy ({exc})") from exc

@@ -1,7 +1,9 @@
-"""Retry policy: exponential backoff with full jitter, bounded by the time budget.
+"""Retry policy: exponential backoff with jitter, bounded by the time budget.
 
-Only RetryableError (throttling, 5xx, dropped connections) is retried. The first
-attempt runs without tenacity so the common path costs nothing extra.
+Only RetryableError (throttling, 5xx, dropped connections) is retried, and every
+retry waits first: throttling (Throttled) backs off from a longer base than a
+transient fault. The first attempt runs without tenacity so the common path costs
+nothing extra.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from scavenger.errors import RetryableError, classify
+from scavenger.errors import RetryableError, Throttled, Unprocessed, classify
 from scavenger.observability import logger
 
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 10
 BASE_WAIT_SECONDS = 0.05
+# Throttling says "slow down": its waits start (and stay) twice as long.
+THROTTLED_BASE_WAIT_SECONDS = 0.1
 MAX_WAIT_SECONDS = 5.0
 
 
@@ -98,16 +102,24 @@ class stop_when_budget_spent(stop_base):
 
 
 class wait_within_budget(wait_base):
-    """Full-jitter exponential wait, never sleeping past the budget's floor."""
+    """Jittered exponential wait, at least one base wait (a retry never runs at once),
+    longer after throttling, and never sleeping past the budget's floor."""
 
     def __init__(self, budget: Budget, floor_seconds: float):
         self.budget = budget
         self.floor_seconds = floor_seconds
-        self.jitter = wait_random_exponential(multiplier=BASE_WAIT_SECONDS, max=MAX_WAIT_SECONDS)
+        self.transient = wait_random_exponential(multiplier=BASE_WAIT_SECONDS, max=MAX_WAIT_SECONDS)
+        self.throttled = wait_random_exponential(
+            multiplier=THROTTLED_BASE_WAIT_SECONDS, max=MAX_WAIT_SECONDS
+        )
 
     def __call__(self, retry_state: RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        throttled = isinstance(error, Throttled)
+        jitter = self.throttled if throttled else self.transient
+        least = THROTTLED_BASE_WAIT_SECONDS if throttled else BASE_WAIT_SECONDS
         room = self.budget.remaining_seconds() - self.floor_seconds
-        return max(0.0, min(self.jitter(retry_state), room))
+        return max(0.0, min(max(least, jitter(retry_state)), room))
 
 
 def aws_call(operation: Callable[[], T]) -> T:
@@ -119,7 +131,11 @@ def aws_call(operation: Callable[[], T]) -> T:
 
 
 class RetryPolicy:
-    """Retries AWS calls on RetryableError within a budget; counts each retry."""
+    """Retries AWS calls on RetryableError within a budget; counts each retry.
+
+    ``retry_on`` narrows what is retried (a loop over a batch call's unprocessed
+    part retries only its own Throttled subclass, not what the call itself raised).
+    """
 
     def __init__(
         self,
@@ -129,38 +145,67 @@ class RetryPolicy:
         max_attempts: int = MAX_ATTEMPTS,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: Callable[[], None] | None = None,
+        retry_on: type[RetryableError] = RetryableError,
     ):
         self.budget = budget
         self.floor_seconds = floor_seconds
         self.max_attempts = max_attempts
         self.sleep = sleep
         self.on_retry = on_retry
+        self.retry_on = retry_on
         self._retrying = Retrying(
-            stop=stop_after_attempt(max_attempts - 1)
-            | stop_when_budget_spent(budget, floor_seconds),
+            stop=stop_after_attempt(max_attempts) | stop_when_budget_spent(budget, floor_seconds),
             wait=wait_within_budget(budget, floor_seconds),
-            retry=retry_if_exception_type(RetryableError),
+            retry=retry_if_exception_type(retry_on),
             sleep=sleep,
             before_sleep=self._before_sleep,
             reraise=True,
         )
         self._what = ""
 
+    def for_unprocessed(self, max_attempts: int) -> RetryPolicy:
+        """This policy's budget, sleep and counter, retrying only what a batch call left
+        Unprocessed (what the call itself raised is this policy's to retry)."""
+        return RetryPolicy(
+            self.budget,
+            floor_seconds=self.floor_seconds,
+            max_attempts=max_attempts,
+            sleep=self.sleep,
+            on_retry=self.on_retry,
+            retry_on=Unprocessed,
+        )
+
     def _before_sleep(self, state: RetryCallState) -> None:
         self._note_retry(self._what, state.outcome.exception() if state.outcome else None)
 
     def call(self, operation: Callable[[], T], what: str) -> T:
-        # The first attempt skips tenacity (the common path costs nothing extra);
-        # after a retryable failure, tenacity retries at once, then backs off.
+        # The first attempt skips tenacity (the common path costs nothing extra). After
+        # a retryable failure, tenacity replays that failure as its own first attempt,
+        # so it counts, and waits, before every retry.
         try:
             return aws_call(operation)
-        except RetryableError as first:
-            self._note_retry(what, first)
+        except self.retry_on as first:
+            failed: RetryableError | None = first
+
+        def again() -> T:
+            nonlocal failed
+            if failed is not None:
+                replayed, failed = failed, None
+                raise replayed
+            return aws_call(operation)
+
         self._what = what
-        result: T = self._retrying(aws_call, operation)
+        result: T = self._retrying(again)
         return result
 
     def _note_retry(self, what: str, error: BaseException | None) -> None:
         if self.on_retry:
             self.on_retry()
-        logger.info("retrying", extra={"operation": what, "error": str(error)})
+        logger.info(
+            "retrying",
+            extra={
+                "operation": what,
+                "error": str(error),
+                "throttled": isinstance(error, Throttled),
+            },
+        )

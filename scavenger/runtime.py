@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scavenger import aws
 from scavenger.config import Sweep, load_sweeps_json
@@ -19,13 +19,17 @@ from scavenger.retry import RetryPolicy
 from scavenger.settings import Settings
 from scavenger.table import key_attributes
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
 
 @dataclass
 class Runtime:
     settings: Settings
     sweeps: tuple[Sweep, ...]
-    dynamodb: Any
-    sqs: Any
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
     sleep: Callable[[float], None] = time.sleep
     events: Any = None  # an EventBridge client when settings.event_bus is set
     clock: Callable[[], float] = time.monotonic  # the workers' pacing clock (tests set one)

@@ -16,6 +16,7 @@ import pytest
 
 from scavenger import aws
 from scavenger.config import parse_sweeps, sweeps_to_json
+from scavenger.local.fleet import lambda_event
 from scavenger.provision import create_ledger_table, create_queues
 from scavenger.runtime import lambda_runtime
 
@@ -130,22 +131,7 @@ def configure_sweeps(monkeypatch: pytest.MonkeyPatch, *sweeps: dict[str, Any]) -
 
 def sqs_event(messages: list[dict[str, Any]], queue_arn: str) -> dict[str, Any]:
     """Received SQS messages in the shape Lambda's event source mapping delivers."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": message.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": REGION,
-            }
-            for message in messages
-        ]
-    }
+    return lambda_event(messages, queue_arn, REGION)
 
 
 @dataclass

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
 import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.client import BaseClient
 
 from scavenger.aws import BOTO_CONFIG
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 Responder = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -23,9 +28,15 @@ class _Body:
         yield self.payload
 
 
-def canned_client(service: str, responders: dict[str, Responder]) -> Any:
+@overload
+def canned_client(
+    service: Literal["dynamodb"], responders: dict[str, Responder]
+) -> DynamoDBClient: ...
+@overload
+def canned_client(service: Literal["sqs"], responders: dict[str, Responder]) -> SQSClient: ...
+def canned_client(service: str, responders: dict[str, Responder]) -> BaseClient:
     """A real client whose HTTP layer is replaced by ``responders[operation](request)``."""
-    client = boto3.session.Session().client(
+    client: BaseClient = boto3.session.Session().client(
         service,  # type: ignore[call-overload]
         region_name="us-east-1",
         endpoint_url="https://canned.invalid",
@@ -42,5 +53,8 @@ def canned_client(service: str, responders: dict[str, Responder]) -> Any:
         return AWSResponse("https://canned.invalid", 200, cast(Any, headers), _Body(body))
 
     service_id = client.meta.service_model.service_id.hyphenize()
-    client.meta.events.register(f"before-send.{service_id}", answer)
+    # botocore takes what a before-send handler returns as the response; the stubs type
+    # every handler as returning None.
+    hook = cast("Callable[..., None]", answer)
+    client.meta.events.register(f"before-send.{service_id}", hook)
     return client

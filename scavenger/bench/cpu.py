@@ -17,7 +17,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from scavenger.batch import handle
 from scavenger.bench.canned import canned_client
@@ -27,6 +27,9 @@ from scavenger.message import SegmentMessage
 from scavenger.observability import logger
 from scavenger.runtime import Runtime
 from scavenger.settings import Settings
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 TABLE = "Workers"
 KEYS = ("WorkerId", "StartTime")
@@ -140,7 +143,7 @@ def _ledger_update(request: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _dynamodb(pages: int, page_size: int) -> Any:
+def _dynamodb(pages: int, page_size: int) -> DynamoDBClient:
     return canned_client(
         "dynamodb",
         {

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config as BotoConfig
@@ -36,6 +36,9 @@ from scavenger.config import DeleteMode, Sweep
 from scavenger.expiry import Age, AgeRule, Expressions
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.table import MAX_STATEMENTS, Deleted, SweptTable
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class SweepJob:
     deleters: int = 0  # baseline: the size of the deleter pool
 
 
-def swept_table(client: Any, job: SweepJob) -> SweptTable:
+def swept_table(client: DynamoDBClient, job: SweepJob) -> SweptTable:
     """The worker's adapter for ``job``'s table; no budget, as a CLI command has none."""
     expressions = Expressions.build(replace(job.sweep, delete_mode=job.delete_mode), job.keys)
     return SweptTable(client, job.table, job.keys, expressions, RetryPolicy(NoDeadline()))
@@ -102,7 +105,7 @@ def delete_batches(table: SweptTable, items: list[dict[str, Any]], calls: Counte
 def raw_process(connection: Connection, job: SweepJob) -> None:
     """Child: Scan one segment and delete what is expired, batched or per item."""
 
-    def work(client: Any, calls: Counter[str]) -> None:
+    def work(client: DynamoDBClient, calls: Counter[str]) -> None:
         table = swept_table(client, job)
         rule = AgeRule(job.sweep.age_attribute, job.sweep.age_format, job.cutoff)
         for expired in expired_pages(table, rule, job, job.segment, calls):
@@ -123,7 +126,7 @@ def baseline_process(connection: Connection, job: SweepJob) -> None:
     so no reader blocks forever; the failure is reported.
     """
 
-    def work(client: Any, calls: Counter[str]) -> None:
+    def work(client: DynamoDBClient, calls: Counter[str]) -> None:
         table = swept_table(client, job)
         rule = AgeRule(job.sweep.age_attribute, job.sweep.age_format, job.cutoff)
         pending: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=job.page_size)
@@ -177,13 +180,13 @@ def baseline_process(connection: Connection, job: SweepJob) -> None:
 def serve(
     connection: Connection,
     job: SweepJob,
-    work: Callable[[Any, Counter[str]], None],
+    work: Callable[[DynamoDBClient, Counter[str]], None],
     pool: int,
 ) -> None:
     """Child: build the client and connect, report ready, wait for go, work, report."""
     try:
         config = BOTO_CONFIG.merge(BotoConfig(max_pool_connections=max(pool, 10)))
-        client: Any = boto3.session.Session().client(
+        client: DynamoDBClient = boto3.session.Session().client(
             "dynamodb", endpoint_url=job.endpoint_url, region_name=job.region, config=config
         )
         client.describe_table(TableName=job.table)  # as the worker looks up the key

@@ -54,6 +54,7 @@ from scavenger.local.demo import (
     DEFAULT_BATCH_SIZE,
     MAX_AGE,
     DemoOptions,
+    QuietObserver,
     SeededItem,
     create_demo_table,
     remaining_keys,
@@ -102,20 +103,11 @@ class BenchObserver(Protocol):
     def sweeping(self, done_segments: int, total_segments: int, deleted: int) -> None: ...
 
 
-class QuietBenchObserver:
+class QuietBenchObserver(QuietObserver):
     def run_started(self, mode: str, repeat: int, repeats: int) -> None:
         pass
 
     def run_finished(self, run: ModeRun) -> None:
-        pass
-
-    def stage(self, text: str) -> None:
-        pass
-
-    def seeding(self, done: int, total: int) -> None:
-        pass
-
-    def sweeping(self, done_segments: int, total_segments: int, deleted: int) -> None:
         pass
 
 

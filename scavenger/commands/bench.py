@@ -14,19 +14,11 @@ import argparse
 import json
 import os
 import sys
-import time
 from dataclasses import replace
-from typing import Any
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 
@@ -48,7 +40,7 @@ from scavenger.errors import ScavengerError
 from scavenger.local.demo import DEFAULT_BATCH_SIZE
 from scavenger.local.emulator import DYNAMODB_BACKENDS, default_backend, require_backend
 from scavenger.ops.context import engine_logs_on_stderr
-from scavenger.ops.output import console, messages
+from scavenger.ops.output import ProgressBars, console, messages
 from scavenger.settings import DEFAULT_PAGE_SIZE
 
 MEANINGS = {
@@ -180,31 +172,13 @@ def run(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-class ProgressObserver:
+class ProgressObserver(ProgressBars):
     """One line per run as it finishes; a bar for seeding and for the fleet's segments."""
 
     def __init__(self, console: Console):
-        self.console = console
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description:<24}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
+        super().__init__(console, label_width=24, transient=True)
         self._task: TaskID | None = None
         self._label = ""
-        self._sweep_started = 0.0
-
-    def __enter__(self) -> ProgressObserver:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.progress.stop()
 
     def _show(self, description: str, completed: int, total: int | None, detail: str) -> None:
         if self._task is None:
@@ -235,7 +209,7 @@ class ProgressObserver:
 
     def stage(self, text: str) -> None:
         if text.startswith("sweeping"):
-            self._sweep_started = time.monotonic()
+            self.sweep_started()
         if self._task is not None:
             self.progress.update(self._task, detail=text)
         else:
@@ -245,13 +219,8 @@ class ProgressObserver:
         self._show(f"{self._label} seeding", done, total, "items")
 
     def sweeping(self, done_segments: int, total_segments: int, deleted: int) -> None:
-        elapsed = time.monotonic() - self._sweep_started
-        rate = deleted / elapsed if elapsed > 0 else 0.0
         self._show(
-            f"{self._label} segments",
-            done_segments,
-            total_segments,
-            f"{deleted:,} deleted  {rate:,.0f}/s",
+            f"{self._label} segments", done_segments, total_segments, self.deletes_detail(deleted)
         )
 
 

@@ -16,20 +16,12 @@ import dataclasses
 import json
 import secrets
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    SpinnerColumn,
     TaskID,
-    TextColumn,
-    TimeElapsedColumn,
 )
 from rich.table import Table
 
@@ -54,7 +46,7 @@ from scavenger.local.demo import (
 from scavenger.local.emulator import DYNAMODB_BACKENDS, default_backend, require_backend
 from scavenger.local.fleet import default_workers
 from scavenger.ops.context import aws_errors_as_user_errors, engine_logs_on_stderr
-from scavenger.ops.output import console, messages
+from scavenger.ops.output import ProgressBars, console, messages
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,20 +135,9 @@ def run(args: argparse.Namespace) -> int:
         with aws_errors_as_user_errors():
             check_endpoint(options.endpoint_url, options.region)
 
-    with (
-        logs_named_on_failure(),
-        aws_errors_as_user_errors(),
-        engine_logs_on_stderr(),
-        ProgressObserver(messages()) as observer,
-    ):
+    with observed() as observer:
         report = run_demo(options, observer)
-    console().print(report_table(report))
-    if report.log_path:
-        messages().print(f"function logs: {report.log_path}", markup=False, highlight=False)
-    if args.json:
-        json.dump(report.as_dict(), sys.stdout)
-        sys.stdout.write("\n")
-    return 0 if report.ok else 1
+    return present(report, report_table(report), as_json=args.json)
 
 
 def run_chaos_demo(args: argparse.Namespace) -> int:
@@ -180,17 +161,29 @@ def run_chaos_demo(args: argparse.Namespace) -> int:
     from scavenger.local.chaos import run_chaos  # imports boto3; after argument checks
 
     require_backend(options.dynamodb)
+    with observed() as observer:
+        report = run_chaos(options, observer)
+    return present(report, chaos_table(report), as_json=args.json)
+
+
+@contextlib.contextmanager
+def observed() -> Iterator[ProgressObserver]:
+    """Progress bars for a demo run, its AWS errors as one line, its logs named on failure."""
     with (
         logs_named_on_failure(),
         aws_errors_as_user_errors(),
         engine_logs_on_stderr(),
         ProgressObserver(messages()) as observer,
     ):
-        report = run_chaos(options, observer)
-    console().print(chaos_table(report))
+        yield observer
+
+
+def present(report: DemoReport | ChaosReport, table: Table, *, as_json: bool) -> int:
+    """The report's table (and JSON), the function logs it kept; 1 if it failed."""
+    console().print(table)
     if report.log_path:
         messages().print(f"function logs: {report.log_path}", markup=False, highlight=False)
-    if args.json:
+    if as_json:
         json.dump(report.as_dict(), sys.stdout)
         sys.stdout.write("\n")
     return 0 if report.ok else 1
@@ -305,31 +298,13 @@ def _batch_size(value: int) -> int:
     return value
 
 
-class ProgressObserver:
+class ProgressObserver(ProgressBars):
     """Progress bars on stderr: items seeded, then segments done with deletes and rate."""
 
     def __init__(self, console: Console):
-        self.console = console
-        self.progress = Progress(
-            SpinnerColumn(),
-            TextColumn("[bold]{task.description:<9}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        )
+        super().__init__(console, label_width=9, transient=False)
         self._seed_task: TaskID | None = None
         self._sweep_task: TaskID | None = None
-        self._sweep_started = 0.0
-
-    def __enter__(self) -> ProgressObserver:
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.progress.stop()
 
     def stage(self, text: str) -> None:
         self.progress.console.print(f"[dim]- {text}")
@@ -341,14 +316,10 @@ class ProgressObserver:
 
     def sweeping(self, done_segments: int, total_segments: int, deleted: int) -> None:
         if self._sweep_task is None:
-            self._sweep_started = time.monotonic()
+            self.sweep_started()
             self._sweep_task = self.progress.add_task("segments", total=total_segments, detail="")
-        elapsed = time.monotonic() - self._sweep_started
-        rate = deleted / elapsed if elapsed > 0 else 0.0
         self.progress.update(
-            self._sweep_task,
-            completed=done_segments,
-            detail=f"{deleted:,} deleted  {rate:,.0f}/s",
+            self._sweep_task, completed=done_segments, detail=self.deletes_detail(deleted)
         )
 
 

@@ -12,9 +12,10 @@ import argparse
 from rich.markup import escape
 from rich.table import Table
 
+from scavenger.dlq import DeadLetter, DeadLetterQueue
 from scavenger.errors import ScavengerError
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
-from scavenger.ops.dlq import DeadLetter, DeadLetterQueue, LedgerView, ledger_views
+from scavenger.ops.dlq import LedgerView, ledger_views
 from scavenger.ops.output import console, print_json
 
 DEFAULT_MAX = 100

@@ -19,7 +19,7 @@ import contextlib
 import dataclasses
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
@@ -37,6 +37,9 @@ from scavenger.ops.failed_plans import Replay, replay_kept_failures
 from scavenger.ops.output import console, print_json
 from scavenger.plan import Planner, PlanRequest, PlanResult
 from scavenger.settings import DEFAULT_PAGE_SIZE, max_concurrency
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,7 +159,7 @@ def render_replays(outcomes: list[Replay]) -> None:
     console().print(table)
 
 
-def cost_ceiling(dynamodb: Any, table: str, result: PlanResult) -> dict[str, Any]:
+def cost_ceiling(dynamodb: DynamoDBClient, table: str, result: PlanResult) -> dict[str, Any]:
     """What a real run would cost at most: as if every item of the table were expired
     (DescribeTable's size and count, refreshed about every six hours)."""
     description = dynamodb.describe_table(TableName=table)["Table"]

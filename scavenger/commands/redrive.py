@@ -14,9 +14,10 @@ import time
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import ScavengerError
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
-from scavenger.ops.dlq import DeadLetterQueue, MoveTask, NativeMove, Redriver, RedriveReport
+from scavenger.ops.dlq import MoveTask, NativeMove, Redriver, RedriveReport
 from scavenger.ops.output import console, messages, print_json
 from scavenger.resources import DLQ_URL, QUEUE_URL
 

@@ -15,9 +15,9 @@ import argparse
 from rich.markup import escape
 from rich.table import Table
 
+from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import ScavengerError
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
-from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import console, print_json
 from scavenger.ops.requeue import Requeuer, RequeueReport
 

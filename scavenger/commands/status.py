@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from scavenger.cost import Prices, projected_run
+from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import ScavengerError
 from scavenger.ops import watch
 from scavenger.ops.context import (
@@ -23,7 +24,6 @@ from scavenger.ops.context import (
     engine_logs_on_stderr,
     require_known_sweep,
 )
-from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import ago, console, human_duration, print_json
 from scavenger.ops.status import RunDetail, RunSummary, recent_runs, run_detail
 from scavenger.settings import DEFAULT_PAGE_SIZE

@@ -57,6 +57,7 @@ from botocore.httpsession import URLLib3Session
 
 from scavenger import aws
 from scavenger.config import load_sweeps_json
+from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import ScavengerError
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Ledger
@@ -88,7 +89,7 @@ from scavenger.local.function import (
     Invocation,
     LambdaContext,
 )
-from scavenger.ops.dlq import DeadLetterQueue, Redriver
+from scavenger.ops.dlq import Redriver
 from scavenger.runtime import Runtime
 from scavenger.settings import Settings
 

@@ -21,14 +21,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from scavenger import aws
 from scavenger.config import Sweep, load_config, sweeps_to_json
 from scavenger.cost import Prices, estimate, write_units_basis
-from scavenger.errors import ScavengerError
+from scavenger.errors import ScavengerError, Unprocessed
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Ledger
 from scavenger.local.emulator import FAKE_CREDENTIALS, DynamoDBBackend, Emulator, Endpoints
@@ -40,8 +40,14 @@ from scavenger.local.fleet import (
     default_workers,
 )
 from scavenger.local.function import Container, FunctionSpec
-from scavenger.provision import MAX_RECEIVE_COUNT, create_ledger_table, create_queues
+from scavenger.provision import create_ledger_table, create_queues
 from scavenger.records import Counts
+from scavenger.retry import NoDeadline, RetryPolicy
+from scavenger.schema import MAX_RECEIVE_COUNT
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 DEFAULT_ITEMS = 10_000  # about a minute on 2 cores with moto (~190 deletes/s)
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -59,6 +65,7 @@ UNPARSEABLE_SHARE = 0.003
 OFFSETS = ("Z", "+00:00", "+05:30", "-08:00", "+14:00", "-12:00", "+09:00", "-03:30")
 SEED_THREADS = 4
 BATCH_WRITE_SIZE = 25
+SEED_ATTEMPTS = 10
 PROGRESS_INTERVAL_SECONDS = 0.5
 
 
@@ -224,7 +231,7 @@ def generate_items(
                 if draw < UNPARSEABLE_SHARE + FRESH_SHARE + INCOMPLETE_SHARE:
                     completed = False
             instant = now - age
-            age_text = {"S": _iso(instant, rng.choice(OFFSETS), rng.random() < 0.5)}
+            age_text = {"S": iso_with_offset(instant, rng.choice(OFFSETS), rng.random() < 0.5)}
         completed_value = (
             rng.choice([{"N": "1"}, {"S": "1"}])
             if completed
@@ -254,7 +261,8 @@ def _age(rng: random.Random, *, fresh: bool) -> timedelta:
     return low + (high - low) * rng.random()
 
 
-def _iso(instant: datetime, offset: str, millis: bool) -> str:
+def iso_with_offset(instant: datetime, offset: str, millis: bool = False) -> str:
+    """``instant`` in ISO 8601 at the UTC offset ``offset`` ("Z", "+05:30", ...)."""
     if offset == "Z":
         zone = UTC
     else:
@@ -453,8 +461,8 @@ def check_boundary(seeded_at: datetime, cutoff: datetime) -> None:
 
 
 def create_resources(
-    dynamodb: Any,
-    sqs: Any,
+    dynamodb: DynamoDBClient,
+    sqs: SQSClient,
     suffix: str,
     timeout: float,
     max_receive_count: int = MAX_RECEIVE_COUNT,
@@ -485,7 +493,7 @@ def create_resources(
     return DemoResources(table, ledger_table, queues.queue_url, queues.dlq_url)
 
 
-def create_demo_table(dynamodb: Any, table: str) -> None:
+def create_demo_table(dynamodb: DynamoDBClient, table: str) -> None:
     """The swept table, keyed like the original one (WorkerId N, StartTime S)."""
     dynamodb.create_table(
         TableName=table,
@@ -559,7 +567,7 @@ def sweep_toml(
 
 
 def seed_table(
-    dynamodb: Any,
+    dynamodb: DynamoDBClient,
     table: str,
     count: int,
     now: datetime,
@@ -580,14 +588,18 @@ def seed_table(
     def write(batch: list[dict[str, Any]]) -> None:
         nonlocal written
         requests: dict[str, Any] = {table: [{"PutRequest": {"Item": item}} for item in batch]}
-        for attempt in range(10):
+
+        def put() -> None:
+            nonlocal requests
             response = dynamodb.batch_write_item(RequestItems=requests)
             requests = response.get("UnprocessedItems") or {}
-            if not requests:
-                break
-            time.sleep(min(1.0, 0.05 * 2**attempt))
-        else:
-            raise RuntimeError("seeding: BatchWriteItem kept returning unprocessed items")
+            if requests:
+                raise Unprocessed("seeding: BatchWriteItem kept returning unprocessed items")
+
+        try:
+            RetryPolicy(NoDeadline(), max_attempts=SEED_ATTEMPTS).call(put, "BatchWriteItem")
+        except Unprocessed as exc:
+            raise RuntimeError(str(exc)) from exc
         with lock:
             written += len(batch)
             observer.seeding(written, count)
@@ -655,7 +667,7 @@ class RunMonitor:
         return self.finished
 
 
-def remaining_keys(dynamodb: Any, table: str) -> set[tuple[int, str]]:
+def remaining_keys(dynamodb: DynamoDBClient, table: str) -> set[tuple[int, str]]:
     keys: set[tuple[int, str]] = set()
     request: dict[str, Any] = {"TableName": table, "ProjectionExpression": "WorkerId, StartTime"}
     while True:

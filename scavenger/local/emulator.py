@@ -27,11 +27,15 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from scavenger import aws
 from scavenger.errors import ScavengerError
 from scavenger.local.child import ChildProcess
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 DynamoDBBackend = Literal["dynamodb-local", "moto", "dynalite"]
 DYNAMODB_BACKENDS: tuple[DynamoDBBackend, ...] = ("dynamodb-local", "moto", "dynalite")
@@ -75,9 +79,14 @@ class Endpoints:
             env.setdefault(name, value)
         return env
 
-    def client(self, service: Literal["sqs", "dynamodb"]) -> Any:
-        endpoint = self.sqs if service == "sqs" else self.dynamodb
-        return aws.client(service, endpoint_url=endpoint, region=self.region)
+    @overload
+    def client(self, service: Literal["sqs"]) -> SQSClient: ...
+    @overload
+    def client(self, service: Literal["dynamodb"]) -> DynamoDBClient: ...
+    def client(self, service: Literal["sqs", "dynamodb"]) -> SQSClient | DynamoDBClient:
+        if service == "sqs":
+            return aws.client("sqs", endpoint_url=self.sqs, region=self.region)
+        return aws.client("dynamodb", endpoint_url=self.dynamodb, region=self.region)
 
 
 class Emulator:
@@ -202,12 +211,19 @@ def _serialize_moto_dynamodb() -> None:
     DynamoHandler.call_action = serialized  # type: ignore[method-assign]
 
 
-class DynaliteProcess:
-    """dynalite (in memory) under Node on a free loopback port."""
+class _LoopbackProcess:
+    """An emulator in a child process, serving on a loopback port until stopped."""
 
     def __init__(self, process: subprocess.Popen[str], port: int):
         self.process = process
         self.url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        _end_popen(self.process)
+
+
+class DynaliteProcess(_LoopbackProcess):
+    """dynalite (in memory) under Node on a free loopback port."""
 
     @classmethod
     def start(cls) -> DynaliteProcess:
@@ -230,16 +246,9 @@ class DynaliteProcess:
             raise
         return cls(process, port)
 
-    def stop(self) -> None:
-        _end_popen(self.process)
 
-
-class DynamoDBLocalProcess:
+class DynamoDBLocalProcess(_LoopbackProcess):
     """AWS's DynamoDB Local (in memory, one database for every client) on loopback."""
-
-    def __init__(self, process: subprocess.Popen[str], port: int):
-        self.process = process
-        self.url = f"http://127.0.0.1:{port}"
 
     @classmethod
     def start(cls) -> DynamoDBLocalProcess:
@@ -273,9 +282,6 @@ class DynamoDBLocalProcess:
         # Whatever it logs later is drained, so a full pipe never blocks the engine.
         threading.Thread(target=_drain, args=(process,), daemon=True).start()
         return cls(process, port)
-
-    def stop(self) -> None:
-        _end_popen(self.process)
 
 
 def default_backend(chosen: DynamoDBBackend | None, endpoint_url: str | None) -> DynamoDBBackend:

@@ -25,11 +25,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from scavenger.errors import RetryableError, ScavengerError, classify
+from scavenger.dlq import dlq_url_from_policy
+from scavenger.errors import RetryableError, ScavengerError
 from scavenger.local.function import (
     DEFAULT_HANDLER,
     Container,
@@ -38,7 +39,11 @@ from scavenger.local.function import (
     FunctionSpec,
     InvocationTimedOut,
 )
+from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.settings import safety_margin
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 BATCH_SIZE = 10
 POLL_WAIT_SECONDS = 1
@@ -201,7 +206,7 @@ def _hop(body: str) -> int:
 class Fleet:
     """Drives a queue with up to ``workers`` concurrent invocations until it drains."""
 
-    def __init__(self, options: FleetOptions, sqs: Any):
+    def __init__(self, options: FleetOptions, sqs: SQSClient):
         if options.workers < 1:
             raise ValueError("workers must be at least 1")
         if not 1 <= options.batch_size <= BATCH_SIZE:
@@ -218,7 +223,7 @@ class Fleet:
             QueueUrl=options.queue_url, AttributeNames=["QueueArn", "RedrivePolicy"]
         )["Attributes"]
         self.queue_arn: str = attributes["QueueArn"]
-        self.dlq_url = self._dlq_url(attributes.get("RedrivePolicy"))
+        self.dlq_url = dlq_url_from_policy(sqs, options.queue_url, attributes.get("RedrivePolicy"))
 
     def run(
         self,
@@ -307,17 +312,27 @@ class Fleet:
         Giving up is safe: an undeleted message comes back after its visibility
         timeout, and the worker drops what it has already done.
         """
-        for attempt in range(POLLER_ATTEMPTS):
+
+        def attempt() -> Any:
             self._count_poller(operation)
-            try:
-                return call()
-            except (ClientError, BotoCoreError) as exc:
-                if not isinstance(classify(exc), RetryableError):
-                    raise
-                self._count_poller(f"{operation}.retried")
-                if attempt + 1 < POLLER_ATTEMPTS and not self._stopping.is_set():
-                    time.sleep(0.2 * 2**attempt)
-        return None
+            return call()
+
+        try:
+            return self._poller_retry(operation).call(attempt, operation)
+        except RetryableError:
+            return None
+
+    def _poller_retry(self, operation: str) -> RetryPolicy:
+        # A stopping fleet does not wait out a back-off: the wait ends when it stops.
+        return RetryPolicy(
+            NoDeadline(),
+            max_attempts=POLLER_ATTEMPTS,
+            sleep=self._pause,
+            on_retry=lambda: self._count_poller(f"{operation}.retried"),
+        )
+
+    def _pause(self, seconds: float) -> None:
+        self._stopping.wait(seconds)
 
     def _invoke(
         self, container: FunctionHost | None, messages: list[dict[str, Any]]
@@ -448,16 +463,6 @@ class Fleet:
         if response is None:
             return False
         return all(int(value) == 0 for value in response["Attributes"].values())
-
-    def _dlq_url(self, redrive_policy: str | None) -> str | None:
-        if not redrive_policy:
-            return None
-        arn = json.loads(redrive_policy).get("deadLetterTargetArn", "")
-        name = arn.rsplit(":", 1)[-1]
-        if not name:
-            return None
-        url: str = self.sqs.get_queue_url(QueueName=name)["QueueUrl"]
-        return url
 
     def _count_dlq(self) -> int:
         if self.dlq_url is None:

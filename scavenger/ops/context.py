@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -33,6 +33,10 @@ from scavenger.observability import logger
 from scavenger.queue import SegmentQueue
 from scavenger.resources import Resources, discover
 from scavenger.retry import NoDeadline, RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 DEFAULT_CONFIG = "scavenger.toml"
 CLI_ATTEMPTS = 4
@@ -78,8 +82,8 @@ class Operator:
 
     config: Config | None
     resources: Resources
-    dynamodb: Any
-    sqs: Any
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Operator:

@@ -1,10 +1,5 @@
-"""The dead-letter queue: list it without consuming it, and redrive it losing nothing.
-
-Listing receives the messages with a short visibility timeout, holds them until
-the listing is complete, then makes them visible again at once (a FIFO queue
-hides the rest of a group while its head is received, so restoring each
-message as soon as it is seen would show the same heads over and over). If the
-listing is killed, SQS restores them itself when the timeout runs out.
+"""The operator's DLQ workflows: list it with each segment's ledger state, and
+redrive it losing nothing (the SQS calls are :mod:`scavenger.dlq`'s).
 
 Redrive re-sends each message to the source queue (same body and
 MessageGroupId, a deduplication id derived from the DLQ message id) and only
@@ -17,206 +12,29 @@ segment's messages never overtake each other.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from scavenger.errors import FatalError, InvalidMessage, RetryableError, ScavengerError, error_code
+from scavenger.dlq import DeadLetter, DeadLetterQueue, queue_arn
+from scavenger.errors import FatalError, RetryableError, ScavengerError, error_code
 from scavenger.ledger import Ledger
-from scavenger.message import SegmentMessage
-from scavenger.ops.output import epoch_millis_to_iso
 from scavenger.records import SegmentState
 from scavenger.retry import NoDeadline, RetryPolicy
 
-PEEK_VISIBILITY_SECONDS = 30
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 REDRIVE_VISIBILITY_SECONDS = 60
-RECEIVE_BATCH = 10
-# Short polls may come back empty while messages remain (or sit behind a held group).
-EMPTY_RECEIVES = 3
 SEND_ATTEMPTS = 5
-MAX_BODY_SHOWN = 200
 
 # What an endpoint without StartMessageMoveTask answers (emulators), besides 404/5xx.
 UNSUPPORTED_CODES = frozenset(
     {"InvalidAction", "UnknownOperationException", "NotImplemented", "InternalFailure"}
 )
 MOVE_TASK_RUNNING = frozenset({"RUNNING", "CANCELLING"})
-
-
-def redrive_deduplication_id(message_id: str) -> str:
-    """Fresh per DLQ message (never the original's, which SQS may still remember),
-    and the same on every retry of that message (so SQS drops a re-send)."""
-    return hashlib.sha256(f"redrive\x1f{message_id}".encode()).hexdigest()
-
-
-@dataclass(frozen=True)
-class DeadLetter:
-    """One received DLQ message, parsed as a segment message where it is one."""
-
-    message_id: str
-    receipt_handle: str
-    body: str
-    group_id: str | None
-    receive_count: int
-    sent_at: str | None
-    first_received_at: str | None
-    message_attributes: dict[str, Any] = field(default_factory=dict)
-    segment: SegmentMessage | None = None
-    invalid: str | None = None
-
-    @classmethod
-    def from_sqs(cls, message: dict[str, Any]) -> DeadLetter:
-        attributes = message.get("Attributes", {})
-        segment: SegmentMessage | None = None
-        invalid: str | None = None
-        try:
-            segment = SegmentMessage.parse(message.get("Body", ""))
-        except InvalidMessage as exc:
-            invalid = str(exc)
-        return cls(
-            message_id=message["MessageId"],
-            receipt_handle=message["ReceiptHandle"],
-            body=message.get("Body", ""),
-            group_id=attributes.get("MessageGroupId"),
-            # Receives before this one: our own receive is not the worker's attempt.
-            receive_count=max(0, int(attributes.get("ApproximateReceiveCount", "1")) - 1),
-            sent_at=epoch_millis_to_iso(attributes.get("SentTimestamp")),
-            first_received_at=epoch_millis_to_iso(
-                attributes.get("ApproximateFirstReceiveTimestamp")
-            ),
-            message_attributes=_sendable_attributes(message.get("MessageAttributes", {})),
-            segment=segment,
-            invalid=invalid,
-        )
-
-    @property
-    def key(self) -> tuple[str, int] | None:
-        return (self.segment.run_id, self.segment.segment) if self.segment else None
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "message_id": self.message_id,
-            "group_id": self.group_id,
-            "receive_count": self.receive_count,
-            "sent_at": self.sent_at,
-            "first_received_at": self.first_received_at,
-            "valid": self.segment is not None,
-        }
-        if self.segment is not None:
-            data |= {
-                "run_id": self.segment.run_id,
-                "sweep": self.segment.sweep,
-                "table": self.segment.table,
-                "segment": self.segment.segment,
-                "hop": self.segment.hop,
-            }
-        else:
-            data |= {"invalid": self.invalid, "body": self.body[:MAX_BODY_SHOWN]}
-        return data
-
-
-def _sendable_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    """Message attributes as SendMessage takes them (receive adds empty list fields)."""
-    sendable: dict[str, Any] = {}
-    for name, value in attributes.items():
-        kept = {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
-        if "DataType" in kept:
-            sendable[name] = kept
-    return sendable
-
-
-class DeadLetterQueue:
-    """Receive, restore and delete on the DLQ, over an injected SQS client."""
-
-    def __init__(self, sqs: Any, url: str):
-        self.sqs = sqs
-        self.url = url
-
-    def counts(self) -> tuple[int, int]:
-        """(visible, in flight) as SQS estimates them."""
-        attributes = self.sqs.get_queue_attributes(
-            QueueUrl=self.url,
-            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-        )["Attributes"]
-        return (
-            int(attributes.get("ApproximateNumberOfMessages", "0")),
-            int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0")),
-        )
-
-    def receive(self, count: int, visibility_seconds: int) -> list[DeadLetter]:
-        response = self.sqs.receive_message(
-            QueueUrl=self.url,
-            MaxNumberOfMessages=max(1, min(RECEIVE_BATCH, count)),
-            VisibilityTimeout=visibility_seconds,
-            WaitTimeSeconds=0,
-            MessageSystemAttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        return [DeadLetter.from_sqs(message) for message in response.get("Messages", [])]
-
-    def receive_all(self, limit: int | None, visibility_seconds: int) -> Iterator[list[DeadLetter]]:
-        """Batches until the DLQ gives no more (or ``limit`` messages were received)."""
-        received = 0
-        empty = 0
-        while limit is None or received < limit:
-            wanted = RECEIVE_BATCH if limit is None else min(RECEIVE_BATCH, limit - received)
-            batch = self.receive(wanted, visibility_seconds)
-            if not batch:
-                empty += 1
-                if empty >= EMPTY_RECEIVES or self.counts()[0] == 0:
-                    return
-                continue
-            empty = 0
-            received += len(batch)
-            yield batch
-
-    def restore(self, letters: list[DeadLetter]) -> list[str]:
-        """Make messages visible again at once; the errors, if any (best effort: SQS
-        restores them anyway when their visibility timeout runs out)."""
-        errors: list[str] = []
-        for start in range(0, len(letters), RECEIVE_BATCH):
-            chunk = letters[start : start + RECEIVE_BATCH]
-            entries = [
-                {"Id": str(index), "ReceiptHandle": letter.receipt_handle, "VisibilityTimeout": 0}
-                for index, letter in enumerate(chunk)
-            ]
-            try:
-                response = self.sqs.change_message_visibility_batch(
-                    QueueUrl=self.url, Entries=entries
-                )
-            except (ClientError, BotoCoreError) as exc:
-                errors.append(f"ChangeMessageVisibilityBatch: {exc}")
-                continue
-            errors.extend(
-                f"{chunk[int(failure['Id'])].message_id}: {failure.get('Code')}"
-                for failure in response.get("Failed", [])
-            )
-        return errors
-
-    def delete(self, letter: DeadLetter) -> None:
-        self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=letter.receipt_handle)
-
-    @contextlib.contextmanager
-    def holding(
-        self, limit: int | None, visibility_seconds: int = PEEK_VISIBILITY_SECONDS
-    ) -> Iterator[list[DeadLetter]]:
-        """Receive up to ``limit`` messages, hold them while the caller looks, restore."""
-        held: list[DeadLetter] = []
-        try:
-            for batch in self.receive_all(limit, visibility_seconds):
-                held.extend(batch)
-            yield held
-        finally:
-            self.restore(held)
-
-    def peek(self, limit: int | None) -> list[DeadLetter]:
-        """The DLQ's messages, left in the DLQ and visible again when this returns."""
-        with self.holding(limit) as letters:
-            return list(letters)
 
 
 @dataclass(frozen=True)
@@ -356,7 +174,7 @@ class Redriver:
             left.append(letter)
             return
         try:
-            self.retry.call(lambda: self._send(letter), "SendMessage")
+            self.retry.call(lambda: self.dlq.send_back(letter, self.queue_url), "SendMessage")
         except (FatalError, RetryableError) as exc:
             report.failed += 1
             report.errors.append(f"{letter.message_id}: not sent: {exc}")
@@ -372,15 +190,6 @@ class Redriver:
             return
         report.moved += 1
         report.messages.append(letter.to_json())
-
-    def _send(self, letter: DeadLetter) -> None:
-        request: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": letter.body}
-        if letter.group_id is not None:
-            request["MessageGroupId"] = letter.group_id
-            request["MessageDeduplicationId"] = redrive_deduplication_id(letter.message_id)
-        if letter.message_attributes:
-            request["MessageAttributes"] = letter.message_attributes
-        self.dlq.sqs.send_message(**request)
 
 
 # -- native redrive (SQS StartMessageMoveTask) -------------------------------------------
@@ -406,17 +215,10 @@ class MoveTask:
         }
 
 
-def queue_arn(sqs: Any, url: str) -> str:
-    arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
-    ]
-    return arn
-
-
 class NativeMove:
     """SQS's own DLQ redrive, where the endpoint has it (AWS does; emulators do not)."""
 
-    def __init__(self, sqs: Any, dlq_url: str, queue_url: str, endpoint: str | None = None):
+    def __init__(self, sqs: SQSClient, dlq_url: str, queue_url: str, endpoint: str | None = None):
         self.sqs = sqs
         self.dlq_url = dlq_url
         self.queue_url = queue_url

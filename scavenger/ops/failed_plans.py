@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scavenger.errors import FatalError, RetryableError, ScavengerError
 from scavenger.plan import PlanRequest, PlanResult
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageTypeDef
 
 # Long enough to replay every record of one receive loop before another operator sees them.
 RECEIVE_VISIBILITY_SECONDS = 900
@@ -80,9 +84,9 @@ class Replay:
         }
 
 
-def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+def receive_all(sqs: SQSClient, queue_url: str) -> list[MessageTypeDef]:
     """Every record now visible, each once, hidden from others while this command runs."""
-    received: dict[str, dict[str, Any]] = {}
+    received: dict[str, MessageTypeDef] = {}
     while True:
         messages = sqs.receive_message(
             QueueUrl=queue_url,
@@ -98,7 +102,7 @@ def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
 
 
 def replay_kept_failures(
-    sqs: Any, queue_url: str, replay: Callable[[PlanRequest], list[PlanResult]]
+    sqs: SQSClient, queue_url: str, replay: Callable[[PlanRequest], list[PlanResult]]
 ) -> list[Replay]:
     """Replay every kept record through ``replay``; delete each only after it succeeded.
 

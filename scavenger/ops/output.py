@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from scavenger.expiry import parse_instant
 
@@ -92,11 +101,36 @@ def ago(timestamp: str | None, now: datetime | None = None) -> str:
     return "-" if seconds is None else f"{human_duration(seconds)} ago"
 
 
-def epoch_millis_to_iso(value: str | None) -> str | None:
-    if not value:
-        return None
-    try:
-        instant = datetime.fromtimestamp(int(value) / 1000, UTC)
-    except ValueError:
-        return None
-    return instant.isoformat(timespec="seconds").replace("+00:00", "Z")
+class ProgressBars:
+    """Progress bars (label, bar, done/total, detail, elapsed) live while in ``with``;
+    the demo's and the bench's observers draw on them."""
+
+    def __init__(self, console: Console, *, label_width: int, transient: bool):
+        self.console = console
+        self.progress = Progress(
+            SpinnerColumn(),
+            TextColumn(f"[bold]{{task.description:<{label_width}}}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=transient,
+        )
+        self._sweep_started = 0.0
+
+    def __enter__(self) -> Self:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.progress.stop()
+
+    def sweep_started(self) -> None:
+        self._sweep_started = time.monotonic()
+
+    def deletes_detail(self, deleted: int) -> str:
+        """Deletes so far, and their rate since :meth:`sweep_started`."""
+        elapsed = time.monotonic() - self._sweep_started
+        rate = deleted / elapsed if elapsed > 0 else 0.0
+        return f"{deleted:,} deleted  {rate:,.0f}/s"

@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import FatalError, RetryableError, ScavengerError
 from scavenger.expiry import parse_instant
 from scavenger.ledger import Ledger
 from scavenger.message import SegmentMessage
-from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import ago
 from scavenger.queue import SegmentQueue
 from scavenger.records import RunRecord, SegmentState

@@ -12,9 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from scavenger.cost import Prices, estimate
+from scavenger.dlq import DeadLetter, DeadLetterQueue
 from scavenger.errors import ScavengerError
 from scavenger.ledger import Ledger
-from scavenger.ops.dlq import DeadLetter, DeadLetterQueue
 from scavenger.ops.output import seconds_between
 from scavenger.records import Counts, RunRecord, SegmentState
 

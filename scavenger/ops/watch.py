@@ -24,10 +24,10 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import ScavengerError
 from scavenger.ledger import Ledger
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
-from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import human_duration, print_json, seconds_between
 from scavenger.records import Counts, RunRecord, SegmentState
 

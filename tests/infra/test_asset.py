@@ -176,9 +176,20 @@ def test_the_import_graph_follows_lazy_imports_and_skips_type_checking_ones(
 
 
 def imported_top_levels(path: Path) -> set[str]:
+    """What the module imports when it runs: ``if TYPE_CHECKING:`` blocks (the
+    boto3-stubs client types) are for mypy only and never run."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(child)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for stmt in node.body
+        for child in ast.walk(stmt)
+    }
     names: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and not node.level and node.module:

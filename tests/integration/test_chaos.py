@@ -35,6 +35,7 @@ from scavenger.local.chaos import (
     run_chaos,
 )
 from scavenger.local.demo import (
+    QuietObserver,
     create_resources,
     remaining_keys,
     seed_table,
@@ -42,6 +43,7 @@ from scavenger.local.demo import (
     write_sweep_config,
 )
 from scavenger.local.emulator import Endpoints
+from scavenger.local.fleet import lambda_event
 from scavenger.settings import Settings
 from tests.integration.conftest import child_pids
 
@@ -212,7 +214,7 @@ def test_a_checkpoint_that_took_effect_but_answered_500_still_finishes_the_segme
     resources = create_resources(dynamodb, sqs, f"-{random.randrange(16**6):06x}", 5.0)
     sweep = write_sweep_config(tmp_path / "scavenger.toml", resources.table, 1)
     now = datetime.now(UTC).replace(microsecond=0)
-    seed_table(dynamodb, resources.table, 40, now, random.Random(5), _Quiet())
+    seed_table(dynamodb, resources.table, 40, now, random.Random(5), QuietObserver())
     environment = worker_environment(emulator, resources, sweep, page_size=10)
 
     def runtime() -> Runtime:
@@ -250,17 +252,6 @@ def test_a_checkpoint_that_took_effect_but_answered_500_still_finishes_the_segme
     assert finished.totals.deleted == 40 - len(remaining_keys(dynamodb, resources.table))
 
 
-class _Quiet:
-    def stage(self, text: str) -> None:
-        pass
-
-    def seeding(self, done: int, total: int) -> None:
-        pass
-
-    def sweeping(self, done_segments: int, total_segments: int, deleted: int) -> None:
-        pass
-
-
 class _Context:
     def __init__(self, seconds: float):
         self.deadline = time.monotonic() + seconds
@@ -281,21 +272,8 @@ def drain_in_process(sqs: Any, queue_url: str, handler: Any, limit: int = 50) ->
         ).get("Messages", [])
         if not messages:
             return
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m["Attributes"],
-                "messageAttributes": {},
-                "md5OfBody": m["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:q.fifo",
-                "awsRegion": "us-east-1",
-            }
-            for m in messages
-        ]
-        result = handler({"Records": records}, _Context(30))
+        event = lambda_event(messages, "arn:aws:sqs:us-east-1:000000000000:q.fifo", "us-east-1")
+        result = handler(event, _Context(30))
         failed = {f["itemIdentifier"] for f in result["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] in failed:

@@ -30,10 +30,12 @@ LAYERS = {
         "scavenger.expression",
         "scavenger.message",
         "scavenger.records",
+        "scavenger.schema",
         "scavenger.settings",
     ],
     "adapters": [
         "scavenger.aws",
+        "scavenger.dlq",
         "scavenger.events",
         "scavenger.ledger",
         "scavenger.observability",

@@ -11,15 +11,10 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
+from scavenger.dlq import DeadLetter, DeadLetterQueue, redrive_deduplication_id
 from scavenger.errors import ScavengerError
 from scavenger.message import SegmentMessage
-from scavenger.ops.dlq import (
-    DeadLetter,
-    DeadLetterQueue,
-    NativeMove,
-    Redriver,
-    redrive_deduplication_id,
-)
+from scavenger.ops.dlq import NativeMove, Redriver
 from scavenger.ops.output import human_duration
 
 QUEUE = "https://sqs.example/queue.fifo"

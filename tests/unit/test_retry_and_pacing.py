@@ -1,8 +1,8 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from scavenger.errors import ConditionFailed, FatalError, RetryableError, classify
-from scavenger.retry import RetryPolicy
+from scavenger.errors import ConditionFailed, FatalError, RetryableError, Throttled, classify
+from scavenger.retry import BASE_WAIT_SECONDS, THROTTLED_BASE_WAIT_SECONDS, RetryPolicy
 from scavenger.sweep import Pacer
 
 
@@ -83,6 +83,51 @@ def test_waits_never_sleep_past_the_budget_floor():
         policy.call(operation, "Scan")
 
     assert sleeps and max(sleeps) <= 0.5
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "least"),
+    [
+        ("ThrottlingException", 400, THROTTLED_BASE_WAIT_SECONDS),
+        ("ProvisionedThroughputExceededException", 400, THROTTLED_BASE_WAIT_SECONDS),
+        ("InternalServerError", 500, BASE_WAIT_SECONDS),
+        ("Whatever", 503, BASE_WAIT_SECONDS),
+    ],
+)
+def test_every_retry_waits_first_and_throttling_waits_longer(code, status, least):
+    sleeps = []
+    calls = []
+
+    def operation():
+        calls.append(len(sleeps))
+        if len(calls) <= 4:
+            raise client_error(code, status)
+        return "ok"
+
+    assert RetryPolicy(Budget(60), sleep=sleeps.append).call(operation, "Scan") == "ok"
+
+    # Attempt n runs after n - 1 sleeps: no retry runs at once, not even the first.
+    assert calls == [0, 1, 2, 3, 4]
+    assert len(sleeps) == 4
+    assert all(least <= pause <= 5 for pause in sleeps)
+
+
+def test_throttling_and_transient_faults_are_told_apart():
+    assert isinstance(classify(client_error("ThrottlingException")), Throttled)
+    assert isinstance(classify(client_error("SlowDown", 503)), Throttled)
+    transient = classify(client_error("InternalServerError", 500))
+    assert isinstance(transient, RetryableError)
+    assert not isinstance(transient, Throttled)
+
+
+def test_attempts_are_capped_including_the_first():
+    policy = RetryPolicy(Budget(60), max_attempts=4, sleep=lambda s: None)
+    operation, calls = failing(100, client_error("ServiceUnavailable", 503))
+
+    with pytest.raises(RetryableError):
+        policy.call(operation, "Scan")
+
+    assert calls["n"] == 4
 
 
 def test_fatal_and_condition_errors_are_not_retried():
