@@ -1,0 +1,304 @@
+"""A chaos run: prepare as the demo does, sweep under faults, drive to completion, check."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scavenger.config import load_sweeps_json
+from scavenger.ledger import Ledger
+from scavenger.local.chaos.books import FaultJournal
+from scavenger.local.chaos.check import Recovery, Snapshot, check
+from scavenger.local.chaos.fleet_faults import ChaosFleetHooks, poller_client
+from scavenger.local.chaos.hosts import new_client
+from scavenger.local.chaos.options import ChaosOptions
+from scavenger.local.chaos.plan import ChaosPlan, poison_bodies, sub_seed
+from scavenger.local.chaos.report import ChaosReport
+from scavenger.local.chaos.writer import ConcurrentWriter
+from scavenger.local.demo import (
+    SWEEP_NAME,
+    DemoObserver,
+    Prepared,
+    QuietObserver,
+    RunMonitor,
+    Setup,
+    StartedRun,
+    check_boundary,
+    delete_mode_for,
+    plan_run,
+    prepare,
+    remaining_keys,
+    start_run,
+)
+from scavenger.local.emulator import Emulator, Endpoints
+from scavenger.local.fleet import Fleet, FleetOptions, FleetStats
+from scavenger.ops.dlq import DeadLetterQueue, Redriver
+from scavenger.runtime import Runtime
+from scavenger.settings import Settings
+
+MAX_RECOVERY_ROUNDS = 6
+
+
+def run_chaos(
+    options: ChaosOptions,
+    observer: DemoObserver | None = None,
+    endpoints: Endpoints | None = None,
+) -> ChaosReport:
+    """Seed, plan, sweep under faults, drive to completion, check. With ``endpoints``
+    (a running emulator, as the tests share one), its resources get a unique suffix."""
+    observer = observer or QuietObserver()
+    log_path = options.log_path or _temporary_log()
+    try:
+        with tempfile.TemporaryDirectory(prefix="scavenger-chaos-") as workdir:
+            if endpoints is not None:
+                report = _run(options, endpoints, Path(workdir), log_path, observer, suffix=True)
+            else:
+                observer.stage(f"starting the emulator (DynamoDB on {options.dynamodb})")
+                with Emulator(dynamodb=options.dynamodb) as started:
+                    report = _run(options, started, Path(workdir), log_path, observer, suffix=False)
+    except BaseException as exc:
+        exc.add_note(f"function logs: {log_path}")
+        raise
+    if report.ok and options.log_path is None:
+        log_path.unlink(missing_ok=True)
+    else:
+        report.log_path = str(log_path)
+    return report
+
+
+def _temporary_log() -> Path:
+    handle, name = tempfile.mkstemp(prefix="scavenger-chaos-", suffix=".log")
+    os.close(handle)
+    return Path(name)
+
+
+@dataclass
+class ChaosRun:
+    """One chaos run's fixed parts, from preparation on."""
+
+    options: ChaosOptions
+    endpoints: Endpoints
+    log_path: Path
+    plan: ChaosPlan
+    journal: FaultJournal
+    dynamodb: Any
+    sqs: Any
+    prepared: Prepared
+    ledger: Ledger
+    started: StartedRun
+    poison: list[str]
+
+    def hooks(self, plan: ChaosPlan) -> ChaosFleetHooks:
+        in_process = self.endpoints if self.options.in_process else None
+        return ChaosFleetHooks(
+            plan,
+            self.journal,
+            sqs=self.sqs,
+            target=self.prepared.resources,
+            workers=self.options.workers,
+            in_process=in_process,
+        )
+
+    def fleet(self, hooks: ChaosFleetHooks | None, sqs: Any) -> Fleet:
+        options = self.options
+        return Fleet(
+            FleetOptions(
+                queue_url=self.prepared.resources.queue_url,
+                workers=options.workers,
+                timeout_seconds=options.timeout_seconds,
+                environment=self.prepared.environment,
+                region=self.endpoints.region,
+                retry_delay=options.retry_delay,
+                batch_size=1,
+                log_path=self.log_path,
+                hooks=hooks,
+                drained_readings=1,  # SQS is always moto here: its counters are exact
+                poll_wait_seconds=0,  # and its long poll sleeps through unblocked groups
+            ),
+            sqs,
+        )
+
+
+def _run(
+    options: ChaosOptions,
+    endpoints: Endpoints,
+    workdir: Path,
+    log_path: Path,
+    observer: DemoObserver,
+    *,
+    suffix: bool,
+) -> ChaosReport:
+    began = time.monotonic()
+    run = _start(options, endpoints, workdir, log_path, observer, suffix)
+    stats, writer = _sweep(run, observer)
+    observer.stage("driving the run to completion: redrive, then the fleet again (no faults)")
+    recovery = _recover(run)
+    observer.stage("checking the table, the ledger and the queues")
+    return check(_snapshot(run, writer, stats, recovery, time.monotonic() - began))
+
+
+def _start(
+    options: ChaosOptions,
+    endpoints: Endpoints,
+    workdir: Path,
+    log_path: Path,
+    observer: DemoObserver,
+    suffix: bool,
+) -> ChaosRun:
+    """Prepare as the demo does, plan the run, send the poison."""
+    plan = ChaosPlan.from_seed(options.seed, options.items, options.error_scale)
+    journal = FaultJournal(workdir / "faults.jsonl")
+    dynamodb, sqs = new_client("dynamodb", endpoints), new_client("sqs", endpoints)
+    setup = Setup(
+        items=options.items,
+        segments=options.total_segments,
+        timeout_seconds=options.timeout_seconds,
+        rng=random.Random(sub_seed(options.seed, "data")),
+        suffix=f"-{uuid.uuid4().hex[:6]}" if suffix else "",
+        page_size=options.page_size,
+        delete_mode=delete_mode_for(options.dynamodb),
+        deletes_per_second=options.deletes_per_second,
+        max_receive_count=options.max_receive_count,
+    )
+    prepared = prepare(endpoints, dynamodb, sqs, workdir, setup, observer)
+    prepared.environment |= options.margin_environment()
+    ledger = Ledger(dynamodb, prepared.resources.ledger_table)
+
+    def planner() -> tuple[str, int]:
+        if options.in_process:
+            return _plan_in_process(prepared.environment, endpoints)
+        return plan_run(prepared.environment, endpoints.region, log_path)
+
+    started = start_run(ledger, observer, planner)
+    check_boundary(prepared.seeded_at, started.cutoff)
+    run = ChaosRun(
+        options, endpoints, log_path, plan, journal, dynamodb, sqs, prepared, ledger, started, []
+    )
+    _send_poison(run)
+    return run
+
+
+def _plan_in_process(environment: dict[str, str], endpoints: Endpoints) -> tuple[str, int]:
+    """The real planner, called in this process with a runtime of its own."""
+    from planner.handler import plan
+    from planner.plan import PlanRequest
+
+    runtime = Runtime(
+        settings=Settings.from_env(environment),
+        sweeps=load_sweeps_json(environment["SCAVENGER_SWEEPS"]),
+        dynamodb=new_client("dynamodb", endpoints),
+        sqs=new_client("sqs", endpoints),
+    )
+    (run,) = plan(PlanRequest(sweep=SWEEP_NAME), runtime)["runs"]
+    if not run.get("started"):
+        raise RuntimeError(f"the planner did not start a run: {run.get('reason')}")
+    return str(run["run_id"]), int(run["segments"])
+
+
+def _send_poison(run: ChaosRun) -> None:
+    run.poison = poison_bodies(run.plan)
+    for number, body in enumerate(run.poison):
+        run.sqs.send_message(
+            QueueUrl=run.prepared.resources.queue_url,
+            MessageBody=body,
+            MessageGroupId=f"chaos-poison#{number}",
+            MessageDeduplicationId=f"chaos-poison-{run.options.seed}-{number}",
+        )
+        run.journal.record("poison_message", group=f"chaos-poison#{number}")
+
+
+def _sweep(run: ChaosRun, observer: DemoObserver) -> tuple[FleetStats, ConcurrentWriter]:
+    """The fleet under faults, with the concurrent writer at work."""
+    options, started = run.options, run.started
+    expired = [item for item in run.prepared.truth if item.expired(started.cutoff)]
+    writer = ConcurrentWriter(
+        new_client("dynamodb", run.endpoints),
+        run.prepared.resources.table,
+        expired,
+        run.plan,
+        started.cutoff,
+        run.journal,
+        spread_seconds=max(1.0, options.items / 150),
+    )
+    observer.stage(
+        f"sweeping {started.segments} segments with {options.workers} workers under chaos "
+        f"(seed {options.seed})"
+    )
+    hooks = run.hooks(run.plan)
+    monitor = RunMonitor(run.ledger, started.run_id, started.segments, observer)
+    writer.start()
+    try:
+        poller = poller_client(run.endpoints, run.plan, run.journal)
+        stats = run.fleet(hooks, poller).run(on_tick=monitor.tick)
+    finally:
+        writer.stop()
+    return stats, writer
+
+
+def _recover(run: ChaosRun) -> Recovery:
+    """Redrive what the DLQ holds (the product's redrive; poison stays), then drain the
+    queue with the fleet, until the run is done and the DLQ holds no segment message."""
+    dlq = DeadLetterQueue(run.sqs, run.prepared.resources.dlq_url)
+    hooks = run.hooks(run.plan.quiet()) if run.options.in_process else None
+    rounds = redriven = invocations = 0
+    while rounds < MAX_RECOVERY_ROUNDS:
+        record = run.ledger.get_run(run.started.run_id)
+        legit = [letter for letter in dlq.peek(None) if letter.segment is not None]
+        if record is not None and record.status == "done" and not legit:
+            break
+        rounds += 1
+        queue_url = run.prepared.resources.queue_url
+        redriven += Redriver(dlq, queue_url).run(max_messages=None, dry_run=False).moved
+        invocations += run.fleet(hooks, run.sqs).run().invocations
+    return Recovery(rounds, redriven, invocations)
+
+
+def _queue_count(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return sum(int(value) for value in attributes.values())
+
+
+def _snapshot(
+    run: ChaosRun,
+    writer: ConcurrentWriter,
+    stats: FleetStats,
+    recovery: Recovery,
+    seconds: float,
+) -> Snapshot:
+    """The run's end state: the table, the ledger, the queues and the journal."""
+    resources, run_id = run.prepared.resources, run.started.run_id
+    letters = DeadLetterQueue(run.sqs, resources.dlq_url).peek(None)
+    return Snapshot(
+        options=run.options,
+        plan=run.plan,
+        run_id=run_id,
+        total_segments=run.started.segments,
+        truth=run.prepared.truth,
+        cutoff=run.started.cutoff,
+        poison=run.poison,
+        remaining=remaining_keys(run.dynamodb, resources.table),
+        writer=list(writer.changes),
+        books=run.journal.books(),
+        faults=run.journal.faults(),
+        run=run.ledger.get_run(run_id),
+        segments=run.ledger.list_segments(run_id),
+        queue_left=_queue_count(run.sqs, resources.queue_url),
+        dlq_segment_messages=sum(1 for letter in letters if letter.segment is not None),
+        dlq_other_bodies=[letter.body for letter in letters if letter.segment is None],
+        stats=stats,
+        recovery=recovery,
+        seconds=seconds,
+    )
