@@ -10,6 +10,7 @@ is ``missed``. Both must be 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
@@ -285,26 +286,44 @@ def run_demo(options: DemoOptions, observer: DemoObserver | None = None) -> Demo
     """
     observer = observer or QuietObserver()
     started = time.monotonic()
-    log_path = options.log_path or _temporary_log()
-    try:
-        with tempfile.TemporaryDirectory(prefix="scavenger-demo-") as workdir:
-            emulator = Emulator(
-                dynamodb=options.dynamodb, endpoint_url=options.endpoint_url, region=options.region
-            )
-            observer.stage(_starting(options))
-            with emulator as endpoints:
-                report = _run(options, endpoints, Path(workdir), log_path, observer, started)
-    except BaseException as exc:
-        if options.log_path is None and _is_empty(log_path):
-            log_path.unlink(missing_ok=True)  # nothing ran: nothing to keep
-        else:
-            exc.add_note(f"function logs: {log_path}")
-        raise
-    if report.ok and options.log_path is None:
-        log_path.unlink(missing_ok=True)
-    else:
-        report.log_path = str(log_path)
+    logs = FunctionLogs(options.log_path, "scavenger-demo-")
+    with logs.noted(), tempfile.TemporaryDirectory(prefix="scavenger-demo-") as workdir:
+        emulator = Emulator(
+            dynamodb=options.dynamodb, endpoint_url=options.endpoint_url, region=options.region
+        )
+        observer.stage(_starting(options))
+        with emulator as endpoints:
+            report = _run(options, endpoints, Path(workdir), logs.path, observer, started)
+    report.log_path = logs.settle(report.ok)
     return report
+
+
+class FunctionLogs:
+    """Where the functions' logs go: the path asked for, or a temporary file that is
+    removed when the check passes (or when nothing ran) and otherwise kept and named:
+    in the report, or in a note on the exception."""
+
+    def __init__(self, asked: Path | None, prefix: str):
+        self.asked = asked
+        self.path = asked or _temporary_log(prefix)
+
+    @contextlib.contextmanager
+    def noted(self) -> Iterator[Path]:
+        try:
+            yield self.path
+        except BaseException as exc:
+            if self.asked is None and _is_empty(self.path):
+                self.path.unlink(missing_ok=True)  # nothing ran: nothing to keep
+            else:
+                exc.add_note(f"function logs: {self.path}")
+            raise
+
+    def settle(self, ok: bool) -> str | None:
+        """The log's path to report; ``None`` (and the file gone) when it is not kept."""
+        if ok and self.asked is None:
+            self.path.unlink(missing_ok=True)
+            return None
+        return str(self.path)
 
 
 def check_endpoint(endpoint_url: str, region: str | None) -> None:
@@ -331,8 +350,8 @@ def _is_empty(path: Path) -> bool:
         return True
 
 
-def _temporary_log() -> Path:
-    handle, name = tempfile.mkstemp(prefix="scavenger-demo-", suffix=".log")
+def _temporary_log(prefix: str) -> Path:
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=".log")
     os.close(handle)
     return Path(name)
 
@@ -367,19 +386,7 @@ def _run(
     )
     observer.stage(f"sweeping {run.segments} segments with {options.workers} workers")
     monitor = RunMonitor(ledger, run.run_id, run.segments, observer)
-    fleet = Fleet(
-        FleetOptions(
-            queue_url=prepared.resources.queue_url,
-            workers=options.workers,
-            timeout_seconds=options.timeout_seconds,
-            environment=prepared.environment,
-            region=endpoints.region,
-            retry_delay=options.retry_delay,
-            batch_size=options.batch_size,
-            log_path=log_path,
-        ),
-        sqs,
-    )
+    fleet = Fleet(_fleet_options(options, prepared, endpoints.region, log_path), sqs)
     stats = fleet.run(until=monitor.done, on_tick=monitor.tick)
     monitor.refresh()
     # The run ends when the ledger says it is done, not when the local fleet has
@@ -391,6 +398,21 @@ def _run(
     report.total_seconds = time.monotonic() - started
     check_boundary(prepared.seeded_at, run.cutoff)
     return report
+
+
+def _fleet_options(
+    options: DemoOptions, prepared: Prepared, region: str, log_path: Path
+) -> FleetOptions:
+    return FleetOptions(
+        queue_url=prepared.resources.queue_url,
+        workers=options.workers,
+        timeout_seconds=options.timeout_seconds,
+        environment=prepared.environment,
+        region=region,
+        retry_delay=options.retry_delay,
+        batch_size=options.batch_size,
+        log_path=log_path,
+    )
 
 
 def _report(

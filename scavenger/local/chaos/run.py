@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import random
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from scavenger.local.chaos.writer import ConcurrentWriter
 from scavenger.local.demo import (
     SWEEP_NAME,
     DemoObserver,
+    FunctionLogs,
     Prepared,
     QuietObserver,
     RunMonitor,
@@ -53,29 +53,18 @@ def run_chaos(
     """Seed, plan, sweep under faults, drive to completion, check. With ``endpoints``
     (a running emulator, as the tests share one), its resources get a unique suffix."""
     observer = observer or QuietObserver()
-    log_path = options.log_path or _temporary_log()
-    try:
-        with tempfile.TemporaryDirectory(prefix="scavenger-chaos-") as workdir:
-            if endpoints is not None:
-                report = _run(options, endpoints, Path(workdir), log_path, observer, suffix=True)
-            else:
-                observer.stage(f"starting the emulator (DynamoDB on {options.dynamodb})")
-                with Emulator(dynamodb=options.dynamodb) as started:
-                    report = _run(options, started, Path(workdir), log_path, observer, suffix=False)
-    except BaseException as exc:
-        exc.add_note(f"function logs: {log_path}")
-        raise
-    if report.ok and options.log_path is None:
-        log_path.unlink(missing_ok=True)
-    else:
-        report.log_path = str(log_path)
+    logs = FunctionLogs(options.log_path, "scavenger-chaos-")
+    with logs.noted(), tempfile.TemporaryDirectory(prefix="scavenger-chaos-") as directory:
+        workdir = Path(directory)
+        if endpoints is not None:
+            report = _run(_start(options, endpoints, workdir, logs.path, observer, True), observer)
+        else:
+            observer.stage(f"starting the emulator (DynamoDB on {options.dynamodb})")
+            with Emulator(dynamodb=options.dynamodb) as started:
+                run = _start(options, started, workdir, logs.path, observer, False)
+                report = _run(run, observer)
+    report.log_path = logs.settle(report.ok)
     return report
-
-
-def _temporary_log() -> Path:
-    handle, name = tempfile.mkstemp(prefix="scavenger-chaos-", suffix=".log")
-    os.close(handle)
-    return Path(name)
 
 
 @dataclass
@@ -92,7 +81,8 @@ class ChaosRun:
     prepared: Prepared
     ledger: Ledger
     started: StartedRun
-    poison: list[str]
+    began: float
+    poison: list[str] = field(default_factory=list)
 
     def hooks(self, plan: ChaosPlan) -> ChaosFleetHooks:
         in_process = self.endpoints if self.options.in_process else None
@@ -125,22 +115,13 @@ class ChaosRun:
         )
 
 
-def _run(
-    options: ChaosOptions,
-    endpoints: Endpoints,
-    workdir: Path,
-    log_path: Path,
-    observer: DemoObserver,
-    *,
-    suffix: bool,
-) -> ChaosReport:
-    began = time.monotonic()
-    run = _start(options, endpoints, workdir, log_path, observer, suffix)
+def _run(run: ChaosRun, observer: DemoObserver) -> ChaosReport:
+    """Sweep under faults, drive the run to completion, check."""
     stats, writer = _sweep(run, observer)
     observer.stage("driving the run to completion: redrive, then the fleet again (no faults)")
     recovery = _recover(run)
     observer.stage("checking the table, the ledger and the queues")
-    return check(_snapshot(run, writer, stats, recovery, time.monotonic() - began))
+    return check(_snapshot(run, writer, stats, recovery, time.monotonic() - run.began))
 
 
 def _start(
@@ -152,6 +133,7 @@ def _start(
     suffix: bool,
 ) -> ChaosRun:
     """Prepare as the demo does, plan the run, send the poison."""
+    began = time.monotonic()
     plan = ChaosPlan.from_seed(options.seed, options.items, options.error_scale)
     journal = FaultJournal(workdir / "faults.jsonl")
     dynamodb, sqs = new_client("dynamodb", endpoints), new_client("sqs", endpoints)
@@ -178,7 +160,7 @@ def _start(
     started = start_run(ledger, observer, planner)
     check_boundary(prepared.seeded_at, started.cutoff)
     run = ChaosRun(
-        options, endpoints, log_path, plan, journal, dynamodb, sqs, prepared, ledger, started, []
+        options, endpoints, log_path, plan, journal, dynamodb, sqs, prepared, ledger, started, began
     )
     _send_poison(run)
     return run
