@@ -22,19 +22,11 @@ from scavenger.ledger import RunRecord, SegmentState
 from scavenger.local.chaos.books import Books, Key
 from scavenger.local.chaos.options import ChaosOptions
 from scavenger.local.chaos.plan import ChaosPlan
+from scavenger.local.chaos.queues import Recovery
 from scavenger.local.chaos.report import ChaosReport
 from scavenger.local.chaos.writer import WriterChange
 from scavenger.local.demo import SeededItem
 from scavenger.local.fleet import FleetStats
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """What driving the run to completion took."""
-
-    rounds: int
-    redriven: int
-    invocations: int
 
 
 @dataclass(frozen=True)

@@ -13,11 +13,18 @@ from typing import Any
 from scavenger.config import load_sweeps_json
 from scavenger.ledger import Ledger
 from scavenger.local.chaos.books import FaultJournal
-from scavenger.local.chaos.check import Recovery, Snapshot, check
+from scavenger.local.chaos.check import Snapshot, check
 from scavenger.local.chaos.fleet_faults import ChaosFleetHooks, poller_client
 from scavenger.local.chaos.hosts import new_client
 from scavenger.local.chaos.options import ChaosOptions
 from scavenger.local.chaos.plan import ChaosPlan, poison_bodies, sub_seed
+from scavenger.local.chaos.queues import (
+    Recovery,
+    dead_letters,
+    dlq_letters,
+    queue_count,
+    recover,
+)
 from scavenger.local.chaos.report import ChaosReport
 from scavenger.local.chaos.writer import ConcurrentWriter
 from scavenger.local.demo import (
@@ -38,11 +45,8 @@ from scavenger.local.demo import (
 )
 from scavenger.local.emulator import Emulator, Endpoints
 from scavenger.local.fleet import Fleet, FleetOptions, FleetStats
-from scavenger.ops.dlq import DeadLetterQueue, Redriver
 from scavenger.runtime import Runtime
 from scavenger.settings import Settings
-
-MAX_RECOVERY_ROUNDS = 6
 
 
 def run_chaos(
@@ -224,33 +228,15 @@ def _sweep(run: ChaosRun, observer: DemoObserver) -> tuple[FleetStats, Concurren
 
 
 def _recover(run: ChaosRun) -> Recovery:
-    """Redrive what the DLQ holds (the product's redrive; poison stays), then drain the
-    queue with the fleet, until the run is done and the DLQ holds no segment message."""
-    dlq = DeadLetterQueue(run.sqs, run.prepared.resources.dlq_url)
     hooks = run.hooks(run.plan.quiet()) if run.options.in_process else None
-    rounds = redriven = invocations = 0
-    while rounds < MAX_RECOVERY_ROUNDS:
-        record = run.ledger.get_run(run.started.run_id)
-        legit = [letter for letter in dlq.peek(None) if letter.segment is not None]
-        if record is not None and record.status == "done" and not legit:
-            break
-        rounds += 1
-        queue_url = run.prepared.resources.queue_url
-        redriven += Redriver(dlq, queue_url).run(max_messages=None, dry_run=False).moved
-        invocations += run.fleet(hooks, run.sqs).run().invocations
-    return Recovery(rounds, redriven, invocations)
-
-
-def _queue_count(sqs: Any, url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=[
-            "ApproximateNumberOfMessages",
-            "ApproximateNumberOfMessagesNotVisible",
-            "ApproximateNumberOfMessagesDelayed",
-        ],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
+    resources = run.prepared.resources
+    return recover(
+        run.ledger,
+        run.started.run_id,
+        dead_letters(run.sqs, resources.dlq_url),
+        resources.queue_url,
+        lambda: run.fleet(hooks, run.sqs).run(),
+    )
 
 
 def _snapshot(
@@ -262,7 +248,7 @@ def _snapshot(
 ) -> Snapshot:
     """The run's end state: the table, the ledger, the queues and the journal."""
     resources, run_id = run.prepared.resources, run.started.run_id
-    letters = DeadLetterQueue(run.sqs, resources.dlq_url).peek(None)
+    dlq_segments, dlq_others = dlq_letters(dead_letters(run.sqs, resources.dlq_url))
     return Snapshot(
         options=run.options,
         plan=run.plan,
@@ -277,9 +263,9 @@ def _snapshot(
         faults=run.journal.faults(),
         run=run.ledger.get_run(run_id),
         segments=run.ledger.list_segments(run_id),
-        queue_left=_queue_count(run.sqs, resources.queue_url),
-        dlq_segment_messages=sum(1 for letter in letters if letter.segment is not None),
-        dlq_other_bodies=[letter.body for letter in letters if letter.segment is None],
+        queue_left=queue_count(run.sqs, resources.queue_url),
+        dlq_segment_messages=dlq_segments,
+        dlq_other_bodies=dlq_others,
         stats=stats,
         recovery=recovery,
         seconds=seconds,
