@@ -20,8 +20,9 @@ from scavenger.table import Meter
 FLOOR_FRACTION = 1 / 64
 # Additive recovery: this fraction of the share per second without a throttle.
 RECOVERY_PER_SECOND = 1 / 20
-# At most this many seconds of unused budget are saved up for a burst.
-BURST_SECONDS = 0.5
+# At most this many seconds of unused budget are saved up: what a page's scan and
+# checkpoint took from deleting is made up after it, without a lasting excess.
+BURST_SECONDS = 2.0
 
 
 class WritePacer:

@@ -173,12 +173,33 @@ def serve_moto(control: Connection, _: object) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
     from moto.server import ThreadedMotoServer
 
+    _serialize_moto_dynamodb()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     control.send(server.get_host_and_port()[1])
     with contextlib.suppress(EOFError, OSError):
         control.recv()
     server.stop()
+
+
+def _serialize_moto_dynamodb() -> None:
+    """One DynamoDB request at a time in this moto process, as DynamoDB is atomic.
+
+    moto serves requests on threads and its writes are not atomic: a
+    TransactWriteItems whose condition fails restores a copy of the whole table,
+    undoing whatever another thread wrote meanwhile (a lost ledger checkpoint, seen
+    in the chaos suite). The emulator, not the product, is made to keep the promise.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    lock = threading.Lock()
+    call_action = DynamoHandler.call_action
+
+    def serialized(self: DynamoHandler) -> Any:
+        with lock:
+            return call_action(self)
+
+    DynamoHandler.call_action = serialized  # type: ignore[method-assign]
 
 
 class DynaliteProcess:

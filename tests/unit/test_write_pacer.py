@@ -56,9 +56,9 @@ def test_idle_time_saves_only_a_short_burst() -> None:
     clock = FakeClock()
     pacer = WritePacer(10.0, clock=clock)
     clock.advance(60)
-    pacer.spent(5)  # half a second's worth was saved up
+    pacer.spent(15)  # two seconds' worth (20 units) were saved up, no more
     assert pacer.delay() == 0
-    pacer.spent(10)
+    pacer.spent(15)
     assert pacer.delay() == pytest.approx(1.0)
 
 
