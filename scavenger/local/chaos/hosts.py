@@ -1,6 +1,7 @@
 """Where a chaos container runs: a process of the local function host, which loads
 the faults through the host's hook (:func:`container_handler`), or a thread of the
-fleet (:class:`InProcessContainer`, the cheap variant for many seeds)."""
+fleet (:class:`InProcessContainer`, the cheap variant for many seeds); and the
+planner called in this process, for the in-process runs."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from scavenger.config import load_sweeps_json
 from scavenger.local.chaos.books import FaultJournal
 from scavenger.local.chaos.faults import ContainerChaos, Handler
 from scavenger.local.chaos.plan import SERVICES, ChaosPlan
+from scavenger.local.demo import SWEEP_NAME
 from scavenger.local.emulator import Endpoints
 from scavenger.local.function import (
     KILL_GRACE_SECONDS,
@@ -114,6 +116,29 @@ def new_client(service: str, endpoints: Endpoints) -> Any:
         )
 
 
+def in_process_runtime(environment: Mapping[str, str], dynamodb: Any, sqs: Any) -> Runtime:
+    """A function's runtime, built in this process from its environment and clients."""
+    return Runtime(
+        settings=Settings.from_env(dict(environment)),
+        sweeps=load_sweeps_json(environment["SCAVENGER_SWEEPS"]),
+        dynamodb=dynamodb,
+        sqs=sqs,
+    )
+
+
+def plan_in_process(environment: Mapping[str, str], endpoints: Endpoints) -> tuple[str, int]:
+    """The real planner, called in this process with a runtime of its own."""
+    from planner.handler import plan
+    from planner.plan import PlanRequest
+
+    dynamodb, sqs = new_client("dynamodb", endpoints), new_client("sqs", endpoints)
+    runtime = in_process_runtime(environment, dynamodb, sqs)
+    (run,) = plan(PlanRequest(sweep=SWEEP_NAME), runtime)["runs"]
+    if not run.get("started"):
+        raise RuntimeError(f"the planner did not start a run: {run.get('reason')}")
+    return str(run["run_id"]), int(run["segments"])
+
+
 class InProcessContainer:
     """A container that runs the worker handler on the fleet's own thread.
 
@@ -133,13 +158,7 @@ class InProcessContainer:
             client.meta.events.register("after-call", self._count)
             if chaos is not None:
                 chaos.install(client)
-        environment = dict(spec.environment)
-        runtime = Runtime(
-            settings=Settings.from_env(environment),
-            sweeps=load_sweeps_json(environment["SCAVENGER_SWEEPS"]),
-            dynamodb=dynamodb,
-            sqs=sqs,
-        )
+        runtime = in_process_runtime(dict(spec.environment), dynamodb, sqs)
 
         def run(event: Any, context: Any) -> Any:
             return handle(event, context, runtime)

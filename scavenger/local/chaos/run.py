@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scavenger.config import load_sweeps_json
 from scavenger.ledger import Ledger
 from scavenger.local.chaos.books import FaultJournal
 from scavenger.local.chaos.check import Snapshot, check
 from scavenger.local.chaos.fleet_faults import ChaosFleetHooks, poller_client
-from scavenger.local.chaos.hosts import new_client
+from scavenger.local.chaos.hosts import new_client, plan_in_process
 from scavenger.local.chaos.options import ChaosOptions
 from scavenger.local.chaos.plan import ChaosPlan, poison_bodies, sub_seed
 from scavenger.local.chaos.queues import (
@@ -28,7 +27,6 @@ from scavenger.local.chaos.queues import (
 from scavenger.local.chaos.report import ChaosReport
 from scavenger.local.chaos.writer import ConcurrentWriter
 from scavenger.local.demo import (
-    SWEEP_NAME,
     DemoObserver,
     FunctionLogs,
     Prepared,
@@ -45,8 +43,6 @@ from scavenger.local.demo import (
 )
 from scavenger.local.emulator import Emulator, Endpoints
 from scavenger.local.fleet import Fleet, FleetOptions, FleetStats
-from scavenger.runtime import Runtime
-from scavenger.settings import Settings
 
 
 def run_chaos(
@@ -158,7 +154,7 @@ def _start(
 
     def planner() -> tuple[str, int]:
         if options.in_process:
-            return _plan_in_process(prepared.environment, endpoints)
+            return plan_in_process(prepared.environment, endpoints)
         return plan_run(prepared.environment, endpoints.region, log_path)
 
     started = start_run(ledger, observer, planner)
@@ -168,23 +164,6 @@ def _start(
     )
     _send_poison(run)
     return run
-
-
-def _plan_in_process(environment: dict[str, str], endpoints: Endpoints) -> tuple[str, int]:
-    """The real planner, called in this process with a runtime of its own."""
-    from planner.handler import plan
-    from planner.plan import PlanRequest
-
-    runtime = Runtime(
-        settings=Settings.from_env(environment),
-        sweeps=load_sweeps_json(environment["SCAVENGER_SWEEPS"]),
-        dynamodb=new_client("dynamodb", endpoints),
-        sqs=new_client("sqs", endpoints),
-    )
-    (run,) = plan(PlanRequest(sweep=SWEEP_NAME), runtime)["runs"]
-    if not run.get("started"):
-        raise RuntimeError(f"the planner did not start a run: {run.get('reason')}")
-    return str(run["run_id"]), int(run["segments"])
 
 
 def _send_poison(run: ChaosRun) -> None:
