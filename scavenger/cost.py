@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from scavenger.errors import ConfigError
-from scavenger.ledger import Counts
+from scavenger.records import Counts
 
 MILLION = 1_000_000
 DEFAULT_WORKER_MEMORY_MB = 512  # the CDK stack's default worker memory

@@ -21,8 +21,9 @@ from typing import Any
 from scavenger.cost import Prices, estimate
 from scavenger.errors import RetryableError
 from scavenger.expiry import parse_instant
-from scavenger.ledger import RUN_PART, Counts, Ledger, RunRecord, now_iso
+from scavenger.ledger import RUN_PART, Ledger, now_iso
 from scavenger.observability import logger
+from scavenger.records import Counts, RunRecord
 
 EVENT_SOURCE = "scavenger"
 DETAIL_TYPES = {"done": "Scavenger Run Finished", "halted": "Scavenger Run Halted"}

@@ -207,7 +207,7 @@ class PlanShardMessage:
 
     The planner of a run past its shard threshold sends these instead of one message
     per segment, so its own work does not grow with the table. They travel on the
-    segment queue in a group of their own; a worker plans them (planner.plan.plan_shard).
+    segment queue in a group of their own; a worker plans them (scavenger.plan.plan_shard).
     """
 
     run_id: str

@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 if TYPE_CHECKING:
-    from scavenger.ledger import Counts
+    from scavenger.records import Counts
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "scavenger")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "Scavenger")

@@ -121,6 +121,11 @@ def make_clone(workdir: Path) -> Path:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     shutil.rmtree(clone / "tests")
     shutil.copytree(ROOT / "tests", clone / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    # The emulators' npm packages (DynamoDB Local, dynalite) are not in git: the clone
+    # uses the working tree's install.
+    modules = ROOT / "scavenger" / "local" / "node" / "node_modules"
+    if modules.is_dir():
+        (clone / "scavenger" / "local" / "node" / "node_modules").symlink_to(modules.resolve())
     return clone
 
 

@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3
 from botocore.config import Config
 
-from scavenger.ledger import Counts, Ledger, RunRecord
+from scavenger.ledger import Ledger
 from scavenger.observability import logger
 from scavenger.provision import create_ledger_table
+from scavenger.records import Counts, RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from planner.plan import SHARD_SEGMENTS, Fleet, size_segments
 from scavenger.cost import Prices
+from scavenger.plan import SHARD_SEGMENTS, Fleet, size_segments
 from scavenger.settings import DEFAULT_PAGE_SIZE
 
 ITEMS = 1_000_000_000

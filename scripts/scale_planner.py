@@ -25,11 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import boto3
 from botocore.config import Config
 
-from planner.plan import SHARD_SEGMENTS, SHARD_THRESHOLD, Planner, plan_shard
 from scavenger.config import parse_sweeps
 from scavenger.ledger import Ledger
 from scavenger.message import PlanShardMessage
 from scavenger.observability import logger
+from scavenger.plan import SHARD_SEGMENTS, SHARD_THRESHOLD, Planner, plan_shard
 from scavenger.provision import create_ledger_table
 from scavenger.queue import SegmentQueue
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
+from scavenger.batch import handle
 from scavenger.bench.canned import canned_client
 from scavenger.config import parse_sweeps
 from scavenger.expiry import AGE_VALUE, Expressions
@@ -26,7 +27,6 @@ from scavenger.message import SegmentMessage
 from scavenger.observability import logger
 from scavenger.runtime import Runtime
 from scavenger.settings import Settings
-from worker.handler import handle
 
 TABLE = "Workers"
 KEYS = ("WorkerId", "StartTime")

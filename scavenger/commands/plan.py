@@ -24,7 +24,6 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from planner.plan import Planner, PlanRequest, PlanResult
 from scavenger.cost import Prices, projected_run
 from scavenger.errors import ConfigError, FatalError, RetryableError
 from scavenger.ops.context import (
@@ -36,6 +35,7 @@ from scavenger.ops.context import (
 )
 from scavenger.ops.failed_plans import Replay, replay_kept_failures
 from scavenger.ops.output import console, print_json
+from scavenger.plan import Planner, PlanRequest, PlanResult
 from scavenger.settings import DEFAULT_PAGE_SIZE, max_concurrency
 
 

@@ -31,7 +31,7 @@ from scavenger.config import Sweep, load_config, sweeps_to_json
 from scavenger.cost import Prices, estimate, write_units_basis
 from scavenger.errors import ScavengerError
 from scavenger.expiry import parse_instant
-from scavenger.ledger import Counts, Ledger
+from scavenger.ledger import Ledger
 from scavenger.local.emulator import FAKE_CREDENTIALS, DynamoDBBackend, Emulator, Endpoints
 from scavenger.local.fleet import (
     Fleet,
@@ -42,6 +42,7 @@ from scavenger.local.fleet import (
 )
 from scavenger.local.function import Container, FunctionSpec
 from scavenger.provision import MAX_RECEIVE_COUNT, create_ledger_table, create_queues
+from scavenger.records import Counts
 
 DEFAULT_ITEMS = 10_000  # about a minute on 2 cores with moto (~190 deletes/s)
 DEFAULT_TIMEOUT_SECONDS = 30.0

@@ -26,9 +26,10 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from scavenger.errors import FatalError, InvalidMessage, RetryableError, ScavengerError, error_code
-from scavenger.ledger import Ledger, SegmentState
+from scavenger.ledger import Ledger
 from scavenger.message import SegmentMessage
 from scavenger.ops.output import epoch_millis_to_iso
+from scavenger.records import SegmentState
 from scavenger.retry import NoDeadline, RetryPolicy
 
 PEEK_VISIBILITY_SECONDS = 30

@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from planner.plan import PlanRequest, PlanResult
 from scavenger.errors import FatalError, RetryableError, ScavengerError
+from scavenger.plan import PlanRequest, PlanResult
 
 # Long enough to replay every record of one receive loop before another operator sees them.
 RECEIVE_VISIBILITY_SECONDS = 900

@@ -36,11 +36,12 @@ from typing import Any, Literal
 
 from scavenger.errors import FatalError, RetryableError, ScavengerError
 from scavenger.expiry import parse_instant
-from scavenger.ledger import Ledger, RunRecord, SegmentState
+from scavenger.ledger import Ledger
 from scavenger.message import SegmentMessage
 from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import ago
 from scavenger.queue import SegmentQueue
+from scavenger.records import RunRecord, SegmentState
 
 IN_FLIGHT = frozenset({"pending", "running"})
 DLQ_PEEK_LIMIT = 1000

@@ -13,9 +13,10 @@ from typing import Any
 
 from scavenger.cost import Prices, estimate
 from scavenger.errors import ScavengerError
-from scavenger.ledger import Counts, Ledger, RunRecord, SegmentState
+from scavenger.ledger import Ledger
 from scavenger.ops.dlq import DeadLetter, DeadLetterQueue
 from scavenger.ops.output import seconds_between
+from scavenger.records import Counts, RunRecord, SegmentState
 
 DLQ_PEEK_LIMIT = 1000
 

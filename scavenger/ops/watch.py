@@ -25,10 +25,11 @@ from rich.table import Table
 from rich.text import Text
 
 from scavenger.errors import ScavengerError
-from scavenger.ledger import Counts, Ledger, RunRecord, SegmentState
+from scavenger.ledger import Ledger
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.ops.dlq import DeadLetterQueue
 from scavenger.ops.output import human_duration, print_json, seconds_between
+from scavenger.records import Counts, RunRecord, SegmentState
 
 DEFAULT_INTERVAL = 2.0
 # A segment still running is never shown as finished, however many items it scanned.

@@ -136,7 +136,7 @@ def test_the_asset_holds_exactly_the_modules_the_handlers_import(asset: Path) ->
         str(path.relative_to(REPO_ROOT)) for path in handler_modules(REPO_ROOT).values()
     )
     assert first_party_files(asset) == expected
-    assert {"planner/handler.py", "worker/handler.py", "worker/sweep.py"} <= set(expected)
+    assert {"planner/handler.py", "worker/handler.py", "scavenger/sweep.py"} <= set(expected)
 
 
 def test_the_asset_holds_no_javascript_and_no_harness(asset: Path) -> None:

@@ -28,9 +28,9 @@ import pytest
 from botocore import xform_name
 
 from infra.bundling import handler_modules
-from planner import plan as plan_module
 from planner.handler import handler as planner_handler
 from scavenger import aws
+from scavenger import plan as plan_module
 from scavenger.config import load_config, parse_sweeps, sweeps_to_json
 from scavenger.ledger import Ledger
 from scavenger.message import SegmentMessage

@@ -26,8 +26,9 @@ from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.config import parse_sweeps
 from scavenger.expiry import AGE_VALUE, Expressions
-from scavenger.ledger import Ledger, RunRecord
+from scavenger.ledger import Ledger
 from scavenger.provision import create_ledger_table, create_queues
+from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.runtime import lambda_runtime
 from scavenger.table import Deleted, SweptTable

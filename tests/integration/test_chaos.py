@@ -203,11 +203,10 @@ def after_send_500_once(client: Any, operation: str, matches: Any) -> list[bool]
 def test_a_checkpoint_that_took_effect_but_answered_500_still_finishes_the_segment(
     emulator: Endpoints, tmp_path: Path
 ) -> None:
-    from planner.handler import plan
-    from planner.plan import PlanRequest
+    from scavenger.batch import handle
     from scavenger.config import load_sweeps_json
+    from scavenger.plan import PlanRequest, plan
     from scavenger.runtime import Runtime
-    from worker.handler import handle
 
     dynamodb, sqs = new_client("dynamodb", emulator), new_client("sqs", emulator)
     resources = create_resources(dynamodb, sqs, f"-{random.randrange(16**6):06x}", 5.0)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from planner.plan import Planner, plan_shard
 from scavenger.errors import FatalError
 from scavenger.ledger import Ledger
 from scavenger.message import PlanShardMessage, SegmentMessage
+from scavenger.plan import Planner, plan_shard
 from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.runtime import lambda_runtime
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
@@ -155,6 +155,6 @@ def test_a_shard_of_a_run_not_in_the_ledger_fails(stack, seeded):
 
 
 def _counts():
-    from scavenger.ledger import Counts
+    from scavenger.records import Counts
 
     return Counts(scanned=1, pages=1)

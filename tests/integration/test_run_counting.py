@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scavenger.ledger import Counts, Ledger, RunRecord
+from scavenger.ledger import Ledger
+from scavenger.records import Counts, RunRecord
 from tests.conftest import LEDGER
 
 pytestmark = pytest.mark.integration

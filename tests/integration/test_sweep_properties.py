@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 
-from planner.plan import Planner
 from scavenger import aws
 from scavenger.config import parse_sweeps, sweeps_to_json
 from scavenger.ledger import Ledger
+from scavenger.plan import Planner
 from scavenger.provision import create_ledger_table, create_queues
 from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime

@@ -22,10 +22,10 @@ import pytest
 
 from planner.handler import handler as planner_handler
 from scavenger import aws
-from scavenger.ledger import Counts, RunRecord, SegmentState
 from scavenger.local.emulator import Endpoints
 from scavenger.ops.watch import fraction_scanned, observe
 from scavenger.provision import create_ledger_table, create_queues
+from scavenger.records import Counts, RunRecord, SegmentState
 from scavenger.runtime import lambda_runtime
 from tests.conftest import configure_sweeps, roomy_context, sqs_event
 from tests.dataset import create_table, now, seed_table

@@ -2,7 +2,7 @@ import pytest
 
 from scavenger.cost import Prices, estimate
 from scavenger.errors import ConfigError
-from scavenger.ledger import Counts
+from scavenger.records import Counts
 
 
 def test_estimate_follows_the_documented_formula():

@@ -14,12 +14,12 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from scavenger.batch import handle
 from scavenger.config import parse_sweeps
 from scavenger.errors import InvalidMessage
 from scavenger.message import SegmentMessage
 from scavenger.runtime import Runtime
 from scavenger.settings import Settings
-from worker.handler import handle
 
 CUTOFF = datetime(2026, 11, 21, 2, 0, 0, tzinfo=UTC)
 GOOD: dict[str, Any] = json.loads(

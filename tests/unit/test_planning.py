@@ -1,6 +1,6 @@
 import pytest
 
-from planner.plan import ITEMS_PER_SEGMENT, PlanRequest, auto_segments, new_run_id
+from scavenger.plan import ITEMS_PER_SEGMENT, PlanRequest, auto_segments, new_run_id
 
 
 def test_scheduled_event_plans_every_sweep():

@@ -3,7 +3,7 @@ from botocore.exceptions import ClientError
 
 from scavenger.errors import ConditionFailed, FatalError, RetryableError, classify
 from scavenger.retry import RetryPolicy
-from worker.sweep import Pacer
+from scavenger.sweep import Pacer
 
 
 class Budget:

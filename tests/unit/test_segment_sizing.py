@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import pytest
 
-from planner.plan import (
+from scavenger.errors import ConfigError
+from scavenger.plan import (
     ITEMS_PER_SEGMENT,
     Fleet,
     measured_rate,
     size_segments,
 )
-from scavenger.errors import ConfigError
-from scavenger.ledger import Counts, RunRecord
+from scavenger.records import Counts, RunRecord
 
 
 def test_an_unmeasured_table_gets_the_default_segments():

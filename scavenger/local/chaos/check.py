@@ -18,7 +18,6 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
-from scavenger.ledger import RunRecord, SegmentState
 from scavenger.local.chaos.books import Books, Key
 from scavenger.local.chaos.options import ChaosOptions
 from scavenger.local.chaos.plan import ChaosPlan
@@ -27,6 +26,7 @@ from scavenger.local.chaos.report import ChaosReport
 from scavenger.local.chaos.writer import WriterChange
 from scavenger.local.demo import SeededItem
 from scavenger.local.fleet import FleetStats
+from scavenger.records import RunRecord, SegmentState
 
 
 @dataclass(frozen=True)

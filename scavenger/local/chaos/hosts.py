@@ -128,8 +128,7 @@ def in_process_runtime(environment: Mapping[str, str], dynamodb: Any, sqs: Any) 
 
 def plan_in_process(environment: Mapping[str, str], endpoints: Endpoints) -> tuple[str, int]:
     """The real planner, called in this process with a runtime of its own."""
-    from planner.handler import plan
-    from planner.plan import PlanRequest
+    from scavenger.plan import PlanRequest, plan
 
     dynamodb, sqs = new_client("dynamodb", endpoints), new_client("sqs", endpoints)
     runtime = in_process_runtime(environment, dynamodb, sqs)
@@ -149,7 +148,7 @@ class InProcessContainer:
     """
 
     def __init__(self, spec: FunctionSpec, endpoints: Endpoints, chaos: ContainerChaos | None):
-        from worker.handler import handle
+        from scavenger.batch import handle
 
         self.spec = spec
         self.calls: Counter[str] = Counter()

@@ -18,11 +18,12 @@ from scavenger.config import Sweep
 from scavenger.errors import FatalError, RetryableError, SystemicError, systemic
 from scavenger.events import RunReporter
 from scavenger.expiry import Age, AgeRule, Expressions
-from scavenger.ledger import Counts, Halt, Ledger, SegmentState, now_iso
+from scavenger.ledger import Ledger, now_iso
 from scavenger.message import Key, SegmentMessage
 from scavenger.observability import logger
 from scavenger.pacing import Pacing, WritePacer
 from scavenger.queue import SegmentQueue
+from scavenger.records import Counts, Halt, SegmentState
 from scavenger.retry import Budget, RetryPolicy
 from scavenger.runtime import Runtime
 from scavenger.table import MAX_STATEMENTS, Deleted, Meter, SweptTable

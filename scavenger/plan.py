@@ -22,17 +22,20 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from scavenger.budget import WriteBudget, choose_budget
 from scavenger.config import MAX_SEGMENTS, Sweep
 from scavenger.errors import ConfigError, FatalError
 from scavenger.expiry import Expressions, format_instant, parse_instant
-from scavenger.ledger import Ledger, RunRecord
+from scavenger.ledger import Ledger
 from scavenger.message import Outgoing, PlanShardMessage, SegmentMessage
 from scavenger.observability import logger
 from scavenger.queue import SegmentQueue, SendFailed
+from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
+from scavenger.runtime import Runtime
 from scavenger.table import key_attributes
 
 # "auto" aims each segment at SEGMENT_SHARE of a worker's timeout: items per segment
@@ -435,3 +438,22 @@ class PlanRequest:
         if not isinstance(dry_run, bool):
             raise ValueError("planner event: dry_run must be true or false")
         return cls(sweep=sweep, dry_run=dry_run)
+
+
+def plan(request: PlanRequest, runtime: Runtime) -> dict[str, Any]:
+    """The planner Lambda's work: plan the requested sweep, or every sweep."""
+    sweeps = [runtime.sweep(request.sweep)] if request.sweep else list(runtime.sweeps)
+    planner = Planner(
+        ledger=Ledger(runtime.dynamodb, runtime.settings.ledger_table),
+        queue=SegmentQueue(runtime.sqs, runtime.settings.queue_url),
+        dynamodb=runtime.dynamodb,
+        max_concurrency=runtime.settings.max_concurrency,
+        fleet=fleet(),
+    )
+    return {"runs": [planner.plan(sweep, dry_run=request.dry_run).to_json() for sweep in sweeps]}
+
+
+@cache
+def fleet() -> Fleet:
+    """The workers' timeout and MaximumConcurrency, read once per container."""
+    return Fleet.from_env()
