@@ -4,7 +4,7 @@ Exit 0 only when nothing was wrongly deleted and nothing expired was missed.
 The report goes to stdout (with ``--json``, the JSON object, and the table to
 stderr); progress and notes go to stderr.
 ``--chaos`` runs the same sweep under injected faults, reproducibly from
-``--seed`` (scavenger/local/chaos.py), and also requires that no message was
+``--seed`` (the package scavenger/local/chaos/), and also requires that no message was
 lost and that the ledger's totals match the table's real change.
 """
 

@@ -10,13 +10,14 @@ is ``missed``. Both must be 0.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -231,7 +232,7 @@ def generate_items(
                 if draw < UNPARSEABLE_SHARE + FRESH_SHARE + INCOMPLETE_SHARE:
                     completed = False
             instant = now - age
-            age_text = {"S": iso_with_offset(instant, rng.choice(OFFSETS), rng.random() < 0.5)}
+            age_text = {"S": iso_at_offset(instant, rng.choice(OFFSETS), rng.random() < 0.5)}
         completed_value = (
             rng.choice([{"N": "1"}, {"S": "1"}])
             if completed
@@ -261,8 +262,8 @@ def _age(rng: random.Random, *, fresh: bool) -> timedelta:
     return low + (high - low) * rng.random()
 
 
-def iso_with_offset(instant: datetime, offset: str, millis: bool = False) -> str:
-    """``instant`` in ISO 8601 at the UTC offset ``offset`` ("Z", "+05:30", ...)."""
+def iso_at_offset(instant: datetime, offset: str, millis: bool = False) -> str:
+    """``instant`` as ISO-8601 at ``offset`` (one of OFFSETS; "Z" writes UTC as Z)."""
     if offset == "Z":
         zone = UTC
     else:
@@ -293,26 +294,44 @@ def run_demo(options: DemoOptions, observer: DemoObserver | None = None) -> Demo
     """
     observer = observer or QuietObserver()
     started = time.monotonic()
-    log_path = options.log_path or _temporary_log()
-    try:
-        with tempfile.TemporaryDirectory(prefix="scavenger-demo-") as workdir:
-            emulator = Emulator(
-                dynamodb=options.dynamodb, endpoint_url=options.endpoint_url, region=options.region
-            )
-            observer.stage(_starting(options))
-            with emulator as endpoints:
-                report = _run(options, endpoints, Path(workdir), log_path, observer, started)
-    except BaseException as exc:
-        if options.log_path is None and _is_empty(log_path):
-            log_path.unlink(missing_ok=True)  # nothing ran: nothing to keep
-        else:
-            exc.add_note(f"function logs: {log_path}")
-        raise
-    if report.ok and options.log_path is None:
-        log_path.unlink(missing_ok=True)
-    else:
-        report.log_path = str(log_path)
+    logs = FunctionLogs(options.log_path, "scavenger-demo-")
+    with logs.noted(), tempfile.TemporaryDirectory(prefix="scavenger-demo-") as workdir:
+        emulator = Emulator(
+            dynamodb=options.dynamodb, endpoint_url=options.endpoint_url, region=options.region
+        )
+        observer.stage(_starting(options))
+        with emulator as endpoints:
+            report = _run(options, endpoints, Path(workdir), logs.path, observer, started)
+    report.log_path = logs.settle(report.ok)
     return report
+
+
+class FunctionLogs:
+    """Where the functions' logs go: the path asked for, or a temporary file that is
+    removed when the check passes (or when nothing ran) and otherwise kept and named:
+    in the report, or in a note on the exception."""
+
+    def __init__(self, asked: Path | None, prefix: str):
+        self.asked = asked
+        self.path = asked or _temporary_log(prefix)
+
+    @contextlib.contextmanager
+    def noted(self) -> Iterator[Path]:
+        try:
+            yield self.path
+        except BaseException as exc:
+            if self.asked is None and _is_empty(self.path):
+                self.path.unlink(missing_ok=True)  # nothing ran: nothing to keep
+            else:
+                exc.add_note(f"function logs: {self.path}")
+            raise
+
+    def settle(self, ok: bool) -> str | None:
+        """The log's path to report; ``None`` (and the file gone) when it is not kept."""
+        if ok and self.asked is None:
+            self.path.unlink(missing_ok=True)
+            return None
+        return str(self.path)
 
 
 def check_endpoint(endpoint_url: str, region: str | None) -> None:
@@ -339,8 +358,8 @@ def _is_empty(path: Path) -> bool:
         return True
 
 
-def _temporary_log() -> Path:
-    handle, name = tempfile.mkstemp(prefix="scavenger-demo-", suffix=".log")
+def _temporary_log(prefix: str) -> Path:
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=".log")
     os.close(handle)
     return Path(name)
 
@@ -355,65 +374,70 @@ def _run(
 ) -> DemoReport:
     dynamodb = endpoints.client("dynamodb")
     sqs = endpoints.client("sqs")
-    suffix = f"-{secrets.token_hex(3)}" if options.endpoint_url else ""
-    observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
-    resources = create_resources(dynamodb, sqs, suffix, options.timeout_seconds)
-    sweep = write_sweep_config(
-        workdir / "scavenger.toml",
-        resources.table,
-        options.total_segments,
-        max_write_units_per_second=options.write_budget,
+    setup = Setup(
+        items=options.items,
+        segments=options.total_segments,
+        timeout_seconds=options.timeout_seconds,
+        rng=random.Random(options.seed),
+        suffix=f"-{secrets.token_hex(3)}" if options.endpoint_url else "",
+        page_size=options.page_size,
         delete_mode=delete_mode_for(options.dynamodb),
+        write_budget=options.write_budget,
     )
-
-    now = datetime.now(UTC).replace(microsecond=0)
-    rng = random.Random(options.seed)
-    seed_started = time.monotonic()
-    truth = seed_table(dynamodb, resources.table, options.items, now, rng, observer)
-    seed_seconds = time.monotonic() - seed_started
-
-    environment = worker_environment(endpoints, resources, sweep, options.page_size)
+    prepared = prepare(endpoints, dynamodb, sqs, workdir, setup, observer)
     # The fleet's MaximumConcurrency: the planner shares the write budget among it.
-    environment["SCAVENGER_MAX_CONCURRENCY"] = str(options.workers)
-
-    observer.stage("planning the run (planner handler)")
+    prepared.environment["SCAVENGER_MAX_CONCURRENCY"] = str(options.workers)
     sweep_started = time.monotonic()
-    run_id, total_segments = plan_run(environment, endpoints.region, log_path)
-    ledger = Ledger(dynamodb, resources.ledger_table)
-    run = ledger.get_run(run_id)
-    if run is None:
-        raise RuntimeError(f"the planner reported run {run_id}, but the ledger has no such run")
-    cutoff = parse_instant(run.cutoff)
-
-    observer.stage(f"sweeping {total_segments} segments with {options.workers} workers")
-    monitor = RunMonitor(ledger, run_id, total_segments, observer)
-    fleet = Fleet(
-        FleetOptions(
-            queue_url=resources.queue_url,
-            workers=options.workers,
-            timeout_seconds=options.timeout_seconds,
-            environment=environment,
-            region=endpoints.region,
-            retry_delay=options.retry_delay,
-            batch_size=options.batch_size,
-            log_path=log_path,
-        ),
-        sqs,
+    ledger = Ledger(dynamodb, prepared.resources.ledger_table)
+    run = start_run(
+        ledger, observer, lambda: plan_run(prepared.environment, endpoints.region, log_path)
     )
+    observer.stage(f"sweeping {run.segments} segments with {options.workers} workers")
+    monitor = RunMonitor(ledger, run.run_id, run.segments, observer)
+    fleet = Fleet(_fleet_options(options, prepared, endpoints.region, log_path), sqs)
     stats = fleet.run(until=monitor.done, on_tick=monitor.tick)
     monitor.refresh()
     # The run ends when the ledger says it is done, not when the local fleet has
     # finished stopping its pollers and containers (nothing waits for that on AWS).
     seconds = (monitor.finished_at or time.monotonic()) - sweep_started
-
     observer.stage("checking the table against the seeded truth")
-    remaining = remaining_keys(dynamodb, resources.table)
-    expired_keys = {item.key for item in truth if item.expired(cutoff)}
+    report = _report(options, prepared, run, ledger, monitor)
+    report.fleet, report.seconds = stats, seconds
+    report.total_seconds = time.monotonic() - started
+    check_boundary(prepared.seeded_at, run.cutoff)
+    return report
+
+
+def _fleet_options(
+    options: DemoOptions, prepared: Prepared, region: str, log_path: Path
+) -> FleetOptions:
+    return FleetOptions(
+        queue_url=prepared.resources.queue_url,
+        workers=options.workers,
+        timeout_seconds=options.timeout_seconds,
+        environment=prepared.environment,
+        region=region,
+        retry_delay=options.retry_delay,
+        batch_size=options.batch_size,
+        log_path=log_path,
+    )
+
+
+def _report(
+    options: DemoOptions,
+    prepared: Prepared,
+    started: StartedRun,
+    ledger: Ledger,
+    monitor: RunMonitor,
+) -> DemoReport:
+    """The table against the seeded truth (the fleet's figures and timings come after)."""
+    remaining = remaining_keys(ledger.client, prepared.resources.table)
+    truth = prepared.truth
+    expired_keys = {item.key for item in truth if item.expired(started.cutoff)}
     all_keys = {item.key for item in truth}
-    run = ledger.get_run(run_id)
-    totals = run.totals if run and run.totals else monitor.counts
-    report = DemoReport(
-        run_id=run_id,
+    run = ledger.get_run(started.run_id)
+    return DemoReport(
+        run_id=started.run_id,
         backend=options.dynamodb,
         items=len(all_keys),
         expired=len(expired_keys),
@@ -421,18 +445,94 @@ def _run(
         kept=len(remaining & all_keys),
         wrongly_deleted=len((all_keys - expired_keys) - remaining),
         missed=len(expired_keys & remaining),
-        seconds=seconds,
-        segments=total_segments,
+        seconds=0.0,
+        segments=started.segments,
         workers=options.workers,
         timeout_seconds=options.timeout_seconds,
-        fleet=stats,
-        ledger=totals,
-        seed_seconds=seed_seconds,
-        total_seconds=time.monotonic() - started,
+        fleet=FleetStats(),
+        ledger=run.totals if run and run.totals else monitor.counts,
+        seed_seconds=prepared.seed_seconds,
+        total_seconds=0.0,
         write_budget=options.write_budget,
     )
-    check_boundary(now, cutoff)
-    return report
+
+
+# -- the scaffold the demo and chaos mode share: prepare, then start the run ----------
+
+
+@dataclass(frozen=True)
+class Setup:
+    """How to prepare a sweep: the table, the queues, the ledger and the seeded items."""
+
+    items: int
+    segments: int
+    timeout_seconds: float
+    rng: random.Random
+    suffix: str = ""
+    page_size: int | None = None
+    delete_mode: str = "item"
+    deletes_per_second: int = 0
+    write_budget: float | None = None
+    max_receive_count: int = MAX_RECEIVE_COUNT
+
+
+@dataclass
+class Prepared:
+    """What a sweep starts from: its resources, the functions' environment, the truth."""
+
+    resources: DemoResources
+    environment: dict[str, str]
+    truth: list[SeededItem]
+    seeded_at: datetime
+    seed_seconds: float
+
+
+def prepare(
+    endpoints: Endpoints,
+    dynamodb: Any,
+    sqs: Any,
+    workdir: Path,
+    setup: Setup,
+    observer: DemoObserver,
+) -> Prepared:
+    """Create the resources, write the sweep's config, seed the table."""
+    observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
+    resources = create_resources(
+        dynamodb, sqs, setup.suffix, setup.timeout_seconds, setup.max_receive_count
+    )
+    sweep = write_sweep_config(
+        workdir / "scavenger.toml",
+        resources.table,
+        setup.segments,
+        setup.deletes_per_second,
+        setup.delete_mode,
+        max_write_units_per_second=setup.write_budget,
+    )
+    now = datetime.now(UTC).replace(microsecond=0)
+    seed_started = time.monotonic()
+    truth = seed_table(dynamodb, resources.table, setup.items, now, setup.rng, observer)
+    seed_seconds = time.monotonic() - seed_started
+    environment = worker_environment(endpoints, resources, sweep, setup.page_size)
+    return Prepared(resources, environment, truth, now, seed_seconds)
+
+
+@dataclass(frozen=True)
+class StartedRun:
+    run_id: str
+    segments: int
+    cutoff: datetime
+
+
+def start_run(
+    ledger: Ledger, observer: DemoObserver, plan: Callable[[], tuple[str, int]]
+) -> StartedRun:
+    """Plan the run (``plan`` calls the planner) and read its cutoff from the ledger."""
+    observer.stage("planning the run (planner handler)")
+    run_id, segments = plan()
+    run = ledger.get_run(run_id)
+    if run is None:
+        raise RuntimeError(f"the planner reported run {run_id}, but the ledger has no such run")
+    return StartedRun(run_id, segments, parse_instant(run.cutoff))
 
 
 def worker_environment(

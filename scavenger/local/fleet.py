@@ -75,7 +75,7 @@ def default_workers() -> int:
 
 
 class FleetHooks(Protocol):
-    """Local chaos mode's two entry points (scavenger/local/chaos.py); without hooks
+    """Local chaos mode's two entry points (scavenger/local/chaos/fleet_faults.py); without hooks
     the fleet behaves exactly like Lambda's event source mapping."""
 
     def start_container(self, spec: FunctionSpec) -> FunctionHost:

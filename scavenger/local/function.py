@@ -6,6 +6,12 @@ init phase imports the handler once; each invocation gets a context whose
 overruns it is killed with its process, as Lambda does; the next one starts a
 new container (a cold start). The child's stdout and stderr (JSON logs, EMF
 lines) go to a log file, never to the terminal.
+
+The host knows no harness. A harness (local chaos mode) plugs in through one hook:
+a :class:`HandlerHook` in the spec names a function ``hook(handler, setting) ->
+handler`` ("package.module.function") and a string setting. At init, after the
+handler is imported, the container imports that function and runs what it returns
+in the handler's place. Without a hook nothing else is imported or installed.
 """
 
 from __future__ import annotations
@@ -32,9 +38,6 @@ INIT_TIMEOUT_SECONDS = 60.0
 KILL_GRACE_SECONDS = 0.2
 POLL_SECONDS = 0.05
 ACCOUNT_ID = "000000000000"
-# Local chaos mode only (scavenger/local/chaos.py): a container started with this
-# variable installs fault hooks at init. Unset, nothing is imported or installed.
-CHAOS_VARIABLE = "SCAVENGER_CHAOS"
 
 
 class InvocationTimedOut(Exception):
@@ -43,6 +46,15 @@ class InvocationTimedOut(Exception):
 
 class FunctionError(Exception):
     """The handler raised (the whole batch fails, as with Lambda)."""
+
+
+@dataclass(frozen=True)
+class HandlerHook:
+    """A harness's way into a container (see the module's docstring): ``path`` names
+    ``hook(handler, setting) -> handler``, called once at init with ``setting``."""
+
+    path: str
+    setting: str = ""
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,7 @@ class FunctionSpec:
     name: str = "scavenger-worker"
     region: str = "us-east-1"
     log_path: Path | None = None
+    hook: HandlerHook | None = None
 
     @property
     def arn(self) -> str:
@@ -189,10 +202,8 @@ def container_main(connection: Connection, spec: FunctionSpec) -> None:
         handler = import_handler(spec.handler)
         calls: Counter[str] = Counter()
         _count_api_calls(calls)
-        if os.environ.get(CHAOS_VARIABLE):
-            from scavenger.local.chaos import container_handler
-
-            handler = container_handler(handler, os.environ[CHAOS_VARIABLE])
+        if spec.hook is not None:
+            handler = import_handler(spec.hook.path)(handler, spec.hook.setting)
     except Exception:
         text = traceback.format_exc()
         print(text, file=sys.stderr, flush=True)
