@@ -156,16 +156,19 @@ class Expressions:
     delete_names: dict[str, str]
     user_values: dict[str, Any]
     pinned: tuple[str, ...] | None = ()
+    where_reads_age: bool = False
 
     @classmethod
     def build(cls, sweep: Sweep, key_attributes: tuple[str, ...]) -> Expressions:
         key_names = {f"#sc_k{index}": name for index, name in enumerate(key_attributes)}
         projection_names = {**key_names, AGE_NAME: sweep.age_attribute}
         pinned: tuple[str, ...] | None = ()
+        where_reads_age = False
         if sweep.where and sweep.delete_mode == "batch":
             read = where_attributes(sweep.where, sweep.names)
             pinned = None
             if read is not None:
+                where_reads_age = sweep.age_attribute in read
                 skip = {*key_attributes, sweep.age_attribute}
                 pinned = tuple(name for name in read if name not in skip)
                 # The scan returns them, so each DELETE can pin what was seen.
@@ -187,6 +190,7 @@ class Expressions:
             delete_names={AGE_NAME: sweep.age_attribute, **sweep.names},
             user_values=user_values,
             pinned=pinned,
+            where_reads_age=where_reads_age,
         )
 
 
@@ -204,6 +208,9 @@ class DeleteStatement:
     keys: tuple[str, ...]
     age_attribute: str
     pinned: tuple[str, ...]
+    # When ``where`` reads the age too, a new age may no longer satisfy it: a rewrite
+    # of the age then counts as a change that only ``where``'s own condition can judge.
+    where_reads_age: bool = False
 
     def build(self, item: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
         clauses = [f"{quoted(name)} = ?" for name in (*self.keys, self.age_attribute)]
@@ -218,5 +225,6 @@ class DeleteStatement:
         return f"DELETE FROM {quoted(self.table)} WHERE {where} RETURNING ALL OLD *", parameters
 
     def unchanged(self, scanned: dict[str, Any], current: dict[str, Any]) -> bool:
-        """True when ``current`` holds every pinned attribute as ``scanned`` did."""
-        return all(scanned.get(name) == current.get(name) for name in self.pinned)
+        """True when ``current`` holds every attribute ``where`` reads as ``scanned`` did."""
+        read = (*self.pinned, self.age_attribute) if self.where_reads_age else self.pinned
+        return all(scanned.get(name) == current.get(name) for name in read)

@@ -86,7 +86,11 @@ class SweptTable:
         self.retry = retry
         self.meter = meter or Meter()
         self.statement = DeleteStatement(
-            table, keys, expressions.delete_names[AGE_NAME], expressions.pinned or ()
+            table,
+            keys,
+            expressions.delete_names[AGE_NAME],
+            expressions.pinned or (),
+            expressions.where_reads_age,
         )
         self._scan_base: dict[str, Any] = {
             "TableName": table,

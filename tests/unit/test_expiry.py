@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scavenger.config import parse_sweeps
+from scavenger.config import Sweep, parse_sweeps
 from scavenger.expiry import (
     Age,
     AgeRule,
@@ -187,3 +187,33 @@ def test_batch_mode_scans_the_attributes_it_pins_and_item_mode_does_not():
     assert pinned.pinned == ("Completed",)  # key and age are pinned anyway
     assert "Completed" in pinned.projection_names.values()
     assert "Completed" not in plain.projection_names.values()
+
+
+def test_a_new_age_counts_as_a_change_when_where_reads_the_age():
+    """A batch retry pins only key and the new age: when ``where`` reads the age (here
+    ``ts > :floor``), a rewritten age must go back to ``where``'s own condition."""
+    raw = {
+        "name": "s",
+        "table": "Workers",
+        "age_attribute": "ts",
+        "age_format": "epoch_seconds",
+        "max_age": "1h",
+        "where": "#t > :floor",
+        "names": {"#t": "ts"},
+        "values": {":floor": 100},
+    }
+    (reads_age,) = parse_sweeps([raw])
+    (other,) = parse_sweeps([{**raw, "where": "#c = :floor", "names": {"#c": "Completed"}}])
+    scanned = {"WorkerId": {"N": "1"}, "ts": {"N": "500"}, "Completed": {"N": "100"}}
+    rewritten = {**scanned, "ts": {"N": "50"}}  # still old, but no longer > :floor
+
+    statement = statement_for(reads_age)
+    assert not statement.unchanged(scanned, rewritten)
+    assert statement_for(other).unchanged(scanned, rewritten)
+
+
+def statement_for(sweep: Sweep) -> DeleteStatement:
+    expressions = Expressions.build(sweep, ("WorkerId",))
+    return DeleteStatement(
+        "Workers", ("WorkerId",), "ts", expressions.pinned or (), expressions.where_reads_age
+    )
