@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 KEYWORDS = frozenset({"AND", "OR", "NOT", "BETWEEN", "IN"})
-COMPARATORS = frozenset({"=", "<>", "<", "<=", ">", ">="})
 # Condition functions and how many arguments each takes.
 FUNCTIONS = {
     "attribute_exists": 1,

@@ -26,6 +26,7 @@ from rich.text import Text
 
 from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import ScavengerError
+from scavenger.expiry import format_instant
 from scavenger.ledger import Ledger
 from scavenger.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.ops.output import human_duration, print_json, seconds_between
@@ -154,7 +155,7 @@ def observe(
         eta_seconds=None if eta is None else round(eta, 1),
         elapsed_seconds=elapsed,
         dlq_messages=dlq_messages,
-        at=now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        at=format_instant(now),
     )
 
 
