@@ -13,13 +13,13 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 .PHONY: setup test lint demo bench clean
 
-$(STAMP): pyproject.toml $(wildcard package.json package-lock.json scavenger/local/node/package-lock.json)
+$(STAMP): pyproject.toml $(wildcard package.json package-lock.json scavenger/tools/local/node/package-lock.json)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	if [ -f package-lock.json ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 	# dynalite, the second DynamoDB emulator (demo --dynamodb dynalite and its tests)
-	npm ci --prefix scavenger/local/node --no-audit --no-fund --loglevel=error
+	npm ci --prefix scavenger/tools/local/node --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 $(CHECKOV_STAMP):
@@ -45,4 +45,4 @@ bench: $(STAMP)
 	$(BIN)/scavenger bench
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) node_modules scavenger/local/node/node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules scavenger/tools/local/node/node_modules cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -39,9 +39,9 @@ from botocore.config import Config
 
 from scavenger.ledger import Ledger
 from scavenger.observability import logger
-from scavenger.provision import create_ledger_table
 from scavenger.records import Counts, RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
+from scavenger.tools.provision import create_ledger_table
 
 
 def segment_counts(segment: int, hop: int = 0) -> Counts:

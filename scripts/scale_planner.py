@@ -30,8 +30,8 @@ from scavenger.ledger import Ledger
 from scavenger.message import PlanShardMessage
 from scavenger.observability import logger
 from scavenger.plan import SHARD_SEGMENTS, SHARD_THRESHOLD, Planner, plan_shard
-from scavenger.provision import create_ledger_table
 from scavenger.queue import SegmentQueue
+from scavenger.tools.provision import create_ledger_table
 
 SWEPT = "ScaleSwept"
 

@@ -16,9 +16,9 @@ import pytest
 
 from scavenger import aws
 from scavenger.config import parse_sweeps, sweeps_to_json
-from scavenger.local.fleet import lambda_event
-from scavenger.provision import create_ledger_table, create_queues
 from scavenger.runtime import lambda_runtime
+from scavenger.tools.local.fleet import lambda_event
+from scavenger.tools.provision import create_ledger_table, create_queues
 
 REGION = "us-east-1"
 LEDGER = "scavenger-ledger"

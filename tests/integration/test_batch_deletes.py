@@ -27,11 +27,11 @@ from scavenger import aws
 from scavenger.config import parse_sweeps
 from scavenger.expiry import AGE_VALUE, Expressions
 from scavenger.ledger import Ledger
-from scavenger.provision import create_ledger_table, create_queues
 from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.runtime import lambda_runtime
 from scavenger.table import Deleted, SweptTable
+from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import LEDGER, REGION, Stack, configure_sweeps, drain, roomy_context
 from tests.dataset import create_table, key_id, now, remaining_keys, seed_table
 from tests.faults import StatementFaults, on_call

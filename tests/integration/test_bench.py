@@ -14,11 +14,11 @@ from collections import Counter
 import boto3
 import pytest
 
-from scavenger import cli
-from scavenger.bench import throughput
-from scavenger.bench.sweepers import SweepJob
-from scavenger.bench.throughput import MODES, BenchOptions, Work, run_bench
-from scavenger.local.emulator import DynamoDBBackend
+from scavenger.tools import cli
+from scavenger.tools.bench import throughput
+from scavenger.tools.bench.sweepers import SweepJob
+from scavenger.tools.bench.throughput import MODES, BenchOptions, Work, run_bench
+from scavenger.tools.local.emulator import DynamoDBBackend
 from tests.integration.conftest import child_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

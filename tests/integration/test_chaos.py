@@ -23,9 +23,10 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
-from scavenger import cli
 from scavenger.ledger import Ledger
-from scavenger.local.chaos import (
+from scavenger.settings import Settings
+from scavenger.tools import cli
+from scavenger.tools.local.chaos import (
     ChaosOptions,
     ChaosPlan,
     ChaosReport,
@@ -34,7 +35,7 @@ from scavenger.local.chaos import (
     new_client,
     run_chaos,
 )
-from scavenger.local.demo import (
+from scavenger.tools.local.demo import (
     QuietObserver,
     create_resources,
     remaining_keys,
@@ -42,9 +43,8 @@ from scavenger.local.demo import (
     worker_environment,
     write_sweep_config,
 )
-from scavenger.local.emulator import Endpoints
-from scavenger.local.fleet import lambda_event
-from scavenger.settings import Settings
+from scavenger.tools.local.emulator import Endpoints
+from scavenger.tools.local.fleet import lambda_event
 from tests.integration.conftest import child_pids
 
 pytestmark = [pytest.mark.integration]
@@ -292,8 +292,8 @@ def test_fleet_poller_is_throttled_on_its_receive_delete_and_visibility_calls_on
 
     from botocore.exceptions import ClientError
 
-    from scavenger.local.chaos import poller_client
-    from scavenger.provision import create_queues
+    from scavenger.tools.local.chaos import poller_client
+    from scavenger.tools.provision import create_queues
 
     journal = FaultJournal(tmp_path / "faults.jsonl")
     plan = replace(ChaosPlan.from_seed(1, 100), poller_throttle=1.0)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from scavenger import cli
-from scavenger.local.demo import DemoOptions, DemoReport, run_demo
-from scavenger.local.emulator import NODE_DIR, Endpoints, default_backend
+from scavenger.tools import cli
+from scavenger.tools.local.demo import DemoOptions, DemoReport, run_demo
+from scavenger.tools.local.emulator import NODE_DIR, Endpoints, default_backend
 from tests.integration.conftest import ROOT, child_pids, pids_with_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -113,7 +113,7 @@ def test_without_java_the_demo_says_so_in_one_line_and_uses_moto(
 def test_a_killed_parent_leaves_no_dynamodb_local_behind() -> None:
     marker = f"scavenger-test-{secrets.token_hex(6)}"
     script = (
-        "from scavenger.local.emulator import Emulator\n"
+        "from scavenger.tools.local.emulator import Emulator\n"
         "Emulator(dynamodb='dynamodb-local').start()\n"
         "print('up', flush=True)\n"
         "import time; time.sleep(120)\n"
@@ -141,7 +141,7 @@ def demo_command(marker: str, *options: str, tmpdir: Path | None = None) -> subp
         environment["TMPDIR"] = str(tmpdir)
     environment.pop("AWS_ENDPOINT_URL", None)
     return subprocess.Popen(
-        [sys.executable, "-m", "scavenger.cli", "demo", *options],
+        [sys.executable, "-m", "scavenger.tools.cli", "demo", *options],
         cwd=ROOT,
         env=environment,
         stdout=subprocess.PIPE,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from scavenger.expression import ExpressionSyntaxError, check_condition
-from scavenger.local.emulator import Emulator
+from scavenger.tools.local.emulator import Emulator
 
 pytestmark = [
     pytest.mark.integration,

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from scavenger import aws
-from scavenger.cli import main
 from scavenger.ledger import Ledger
+from scavenger.tools.cli import main
 from tests.conftest import LEDGER, configure_sweeps
 from tests.dataset import create_table, now, seed_table
 from tests.faults import ErrorInjector
@@ -180,7 +180,7 @@ def test_without_the_failure_queue_the_error_says_where_to_name_it(
 
 
 def test_the_failure_queue_is_found_in_the_stack_outputs() -> None:
-    from scavenger.resources import discover
+    from scavenger.tools.resources import discover
     from tests.unit.test_ops_resources import stack_client
 
     url = "https://sqs.us-east-1.amazonaws.com/123456789012/Scavenger-PlannerFailures"

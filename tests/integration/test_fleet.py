@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from scavenger import cli
-from scavenger.local.emulator import Endpoints
-from scavenger.local.fleet import Fleet, FleetOptions, FleetStats
+from scavenger.tools import cli
+from scavenger.tools.local.emulator import Endpoints
+from scavenger.tools.local.fleet import Fleet, FleetOptions, FleetStats
 from tests.integration.conftest import FleetQueue, child_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("importable_tests")]

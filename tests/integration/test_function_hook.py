@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from scavenger.local.function import Container, FunctionSpec, HandlerHook
+from scavenger.tools.local.function import Container, FunctionSpec, HandlerHook
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("importable_tests")]
 
@@ -21,7 +21,7 @@ HERE = "tests.integration.test_function_hook"
 
 
 def echo_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"event": event, "harness_loaded": "scavenger.local.chaos" in sys.modules}
+    return {"event": event, "harness_loaded": "scavenger.tools.local.chaos" in sys.modules}
 
 
 def tagging_hook(handler: Callable[[Any, Any], Any], setting: str) -> Callable[[Any, Any], Any]:
@@ -55,8 +55,8 @@ def test_a_container_without_a_hook_runs_the_handler_alone() -> None:
 
 def test_the_function_host_and_the_fleet_import_nothing_of_chaos() -> None:
     code = (
-        "import sys, scavenger.local.function, scavenger.local.fleet; "
-        "print(sorted(m for m in sys.modules if m.startswith('scavenger.local.chaos')))"
+        "import sys, scavenger.tools.local.function, scavenger.tools.local.fleet; "
+        "print(sorted(m for m in sys.modules if m.startswith('scavenger.tools.local.chaos')))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

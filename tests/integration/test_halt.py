@@ -17,14 +17,14 @@ import pytest
 
 from planner.handler import handler as planner_handler
 from scavenger import aws
-from scavenger.cli import main
 from scavenger.ledger import Ledger
-from scavenger.local.emulator import Endpoints
-from scavenger.local.fleet import Fleet, FleetOptions, FleetStats
-from scavenger.ops.requeue import Requeuer
-from scavenger.provision import create_ledger_table
 from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
+from scavenger.tools.cli import main
+from scavenger.tools.local.emulator import Endpoints
+from scavenger.tools.local.fleet import Fleet, FleetOptions, FleetStats
+from scavenger.tools.ops.requeue import Requeuer
+from scavenger.tools.provision import create_ledger_table
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
 from tests.dataset import create_table, now, remaining_keys, seed_table
 from tests.faults import ErrorInjector, RefuseTable

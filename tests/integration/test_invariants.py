@@ -28,13 +28,13 @@ from moto import mock_aws
 
 from planner.handler import handler as planner_handler
 from scavenger import aws
-from scavenger.cli import main as cli_main
 from scavenger.ledger import Ledger
-from scavenger.ops import dlq as dlq_module
-from scavenger.ops.requeue import Requeuer
-from scavenger.provision import create_ledger_table, create_queues
 from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
+from scavenger.tools.cli import main as cli_main
+from scavenger.tools.ops import dlq as dlq_module
+from scavenger.tools.ops.requeue import Requeuer
+from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import (
     LEDGER,
     REGION,

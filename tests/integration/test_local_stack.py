@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from scavenger.local.stack import STATE_FILE, Process
+from scavenger.tools.local.stack import STATE_FILE, Process
 from tests.integration.conftest import pids_with_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,7 +27,7 @@ def scavenger(
     environment = {name: value for name, value in os.environ.items() if not name.startswith("AWS_")}
     environment |= {"SCAVENGER_TEST_MARKER": marker, **(extra or {})}
     return subprocess.run(
-        [sys.executable, "-m", "scavenger.cli", *argv],
+        [sys.executable, "-m", "scavenger.tools.cli", *argv],
         cwd=directory,
         env=environment,
         capture_output=True,

@@ -1,4 +1,4 @@
-"""The operator commands end to end on in-process moto, through ``scavenger.cli.main``:
+"""The operator commands end to end on in-process moto, through ``scavenger.tools.cli.main``:
 a segment forced into the DLQ and redriven, redrive and requeue interrupted, requeue
 from the checkpoint and from the start, status against the ledger, every refusal."""
 
@@ -15,10 +15,10 @@ from botocore.exceptions import ClientError
 
 from planner.handler import handler as planner_handler
 from scavenger import aws
-from scavenger.cli import main
 from scavenger.ledger import Ledger
-from scavenger.ops import dlq as dlq_module
 from scavenger.runtime import lambda_runtime
+from scavenger.tools.cli import main
+from scavenger.tools.ops import dlq as dlq_module
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
 from tests.dataset import create_table, make_key, now, remaining_keys, seed_table
 from tests.faults import ErrorInjector

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from scavenger.cli import main
+from scavenger.tools.cli import main
 from tests.conftest import configure_sweeps
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from planner.handler import handler as planner_handler
-from scavenger import cli
 from scavenger.ledger import Ledger
 from scavenger.runtime import lambda_runtime
+from scavenger.tools import cli
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
 from tests.dataset import create_table, now, seed_table
 

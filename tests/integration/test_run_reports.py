@@ -205,7 +205,7 @@ def test_no_bus_configured_no_report(stack, observer, monkeypatch) -> None:
 
 
 def test_status_with_stack_names_the_dashboard(stack, observer, capsys, monkeypatch) -> None:
-    from scavenger.cli import main
+    from scavenger.tools.cli import main
 
     outputs = {
         "QueueUrl": stack.queue_url,
@@ -244,7 +244,7 @@ def test_status_with_stack_names_the_dashboard(stack, observer, capsys, monkeypa
 def test_a_run_reopened_by_requeue_is_reported_again_when_it_closes_again(
     stack, observer, capsys
 ) -> None:
-    from scavenger.cli import main
+    from scavenger.tools.cli import main
 
     run_id = start_run()
     drain(stack, context_factory=roomy_context)

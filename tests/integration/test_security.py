@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 import pytest
 
 from planner.handler import handler as planner_handler
-from scavenger import cli
 from scavenger.observability import logger
 from scavenger.runtime import lambda_runtime
+from scavenger.tools import cli
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
 from tests.faults import ErrorInjector
 
@@ -170,7 +170,7 @@ def test_operator_commands_never_print_credentials(stack, monkeypatch, tmp_path,
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["moto", "dynalite", "dynamodb-local"])
 def test_the_local_emulator_listens_on_loopback_only(backend):
-    from scavenger.local.emulator import Emulator
+    from scavenger.tools.local.emulator import Emulator
 
     with Emulator(dynamodb=backend) as endpoints:
         ports = {urlsplit(url).port for url in (endpoints.sqs, endpoints.dynamodb)}

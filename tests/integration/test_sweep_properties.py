@@ -16,9 +16,9 @@ from scavenger import aws
 from scavenger.config import parse_sweeps, sweeps_to_json
 from scavenger.ledger import Ledger
 from scavenger.plan import Planner
-from scavenger.provision import create_ledger_table, create_queues
 from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
+from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import LEDGER, REGION, FakeClock, FakeContext, Stack, drain
 from tests.dataset import remaining_keys
 from tests.faults import ErrorInjector, StatementFaults, on_call, tick_per_call

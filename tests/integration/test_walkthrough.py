@@ -70,7 +70,7 @@ def test_readme_walkthrough_runs_as_written(tmp_path: Path) -> None:
     finally:
         # Whatever happened, nothing the walk-through started may outlive the test.
         subprocess.run(
-            [sys.executable, "-m", "scavenger.cli", "local", "down"],
+            [sys.executable, "-m", "scavenger.tools.cli", "local", "down"],
             cwd=tmp_path,
             env=walkthrough_environment(marker),
             capture_output=True,

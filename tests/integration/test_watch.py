@@ -22,11 +22,11 @@ import pytest
 
 from planner.handler import handler as planner_handler
 from scavenger import aws
-from scavenger.local.emulator import Endpoints
-from scavenger.ops.watch import fraction_scanned, observe
-from scavenger.provision import create_ledger_table, create_queues
 from scavenger.records import Counts, RunRecord, SegmentState
 from scavenger.runtime import lambda_runtime
+from scavenger.tools.local.emulator import Endpoints
+from scavenger.tools.ops.watch import fraction_scanned, observe
+from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import configure_sweeps, roomy_context, sqs_event
 from tests.dataset import create_table, now, seed_table
 from worker.handler import handler as worker_handler
@@ -132,7 +132,7 @@ def read_available(master: int, timeout: float) -> bytes:
 
 
 def scavenger(*args: str) -> list[str]:
-    return [sys.executable, "-m", "scavenger.cli", *args]
+    return [sys.executable, "-m", "scavenger.tools.cli", *args]
 
 
 @pytest.fixture
@@ -287,7 +287,7 @@ def test_eta_and_rates_follow_the_fraction_and_the_previous_refresh() -> None:
     ],
 )
 def test_watch_mistakes_are_one_line(stack, tmp_path, monkeypatch, capsys, argv, message) -> None:
-    from scavenger.cli import main
+    from scavenger.tools.cli import main
 
     monkeypatch.chdir(tmp_path)
     capsys.readouterr()

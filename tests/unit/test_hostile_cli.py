@@ -17,7 +17,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from scavenger import aws, cli
+from scavenger import aws
+from scavenger.tools import cli
 
 SECRET_KEY = "canary-secret-4f1e8a"  # stands in for a real secret access key
 URL_PASSWORD = "canary-password-77d2"
@@ -118,14 +119,14 @@ def empty_account(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
         (tmp_path / name).write_text(text, encoding="utf-8", errors="surrogateescape")
     monkeypatch.chdir(tmp_path)
     # The fleet must never run: it would spawn processes that talk to real endpoints.
-    from scavenger.local.fleet import Fleet
+    from scavenger.tools.local.fleet import Fleet
 
     def no_fleet(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a hostile command line started the fleet")
 
     monkeypatch.setattr(Fleet, "run", no_fleet)
     # Nor may the demo start an emulator: every demo line here holds a mistake.
-    from scavenger.local.emulator import Emulator
+    from scavenger.tools.local.emulator import Emulator
 
     def no_emulator(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a hostile command line started an emulator")
@@ -337,7 +338,7 @@ BROKEN_EXPRESSIONS = [
 @pytest.fixture
 def swept_account(empty_account: Path) -> dict[str, Any]:
     """The swept table, a ledger and the queues exist: only the expression is wrong."""
-    from scavenger.provision import create_ledger_table, create_queues
+    from scavenger.tools.provision import create_ledger_table, create_queues
 
     dynamodb = aws.client("dynamodb", region="us-east-1")
     sqs = aws.client("sqs", region="us-east-1")

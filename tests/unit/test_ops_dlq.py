@@ -14,8 +14,8 @@ from botocore.stub import Stubber
 from scavenger.dlq import DeadLetter, DeadLetterQueue, redrive_deduplication_id
 from scavenger.errors import ScavengerError
 from scavenger.message import SegmentMessage
-from scavenger.ops.dlq import NativeMove, Redriver
-from scavenger.ops.output import human_duration
+from scavenger.tools.ops.dlq import NativeMove, Redriver
+from scavenger.tools.ops.output import human_duration
 
 QUEUE = "https://sqs.example/queue.fifo"
 DLQ = "https://sqs.example/dlq.fifo"

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from scavenger.errors import ScavengerError
-from scavenger.resources import discover
+from scavenger.tools.resources import discover
 
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/scavenger.fifo"
 DLQ = "https://sqs.us-east-1.amazonaws.com/123456789012/scavenger-dlq.fifo"
