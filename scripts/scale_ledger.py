@@ -61,7 +61,7 @@ def segment_counts(segment: int, hop: int = 0) -> Counts:
 
 
 def reset_from_start(counts: Counts) -> Counts:
-    """What a from-start requeue leaves of a segment's counters (Ledger.requeue_segment)."""
+    """What a from-start requeue leaves of a segment's counters (RequeueLedger.requeue_segment)."""
     kept = counts.deleted
     return replace(counts, scanned=kept, expired=kept, skipped=0, unparseable=0)
 
@@ -119,7 +119,7 @@ def drive_run(
     ledger = Ledger(client, table, RetryPolicy(NoDeadline(), on_retry=drive.note_retry))
     run_id = f"scale-{secrets.token_hex(4)}"
     started = time.monotonic()
-    ledger.create_run(
+    ledger.planning.create_run(
         RunRecord(
             run_id=run_id,
             sweep="scale",
@@ -160,7 +160,7 @@ def drive_run(
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(one, order[:half]))
         # Mid-run, the operator sends the early segment again from the start.
-        moved = ledger.requeue_segment(
+        moved = ledger.requeues.requeue_segment(
             state, new_hop=1, nonce="scale", from_start=True, reopen_run=True
         )
         assert moved, "requeue from the start did not apply"
