@@ -12,7 +12,6 @@ from scavenger.ledger_store import (
     RUN_PART,
     LedgerStore,
     cursor_text,
-    key,
     now_iso,
     number,
     segment_part,
@@ -96,34 +95,25 @@ class RequeueLedger(LedgerStore):
                 ":kept": number(kept),
                 ":zero": number(0),
             }
-        return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": key(state.run_id, segment_part(state.segment)),
-                "UpdateExpression": update,
-                "ConditionExpression": "#hop = :hop AND #checkpoints = :seen AND #status = :was",
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
-        }
+        return self._update_request(
+            state.run_id,
+            segment_part(state.segment),
+            update,
+            "#hop = :hop AND #checkpoints = :seen AND #status = :was",
+            names,
+            values,
+        )
 
     def _reopen_run(self, run_id: str) -> TransactWriteItemTypeDef:
         """The run's half: running again, its done segment uncounted, its totals gone."""
-        return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": key(run_id, RUN_PART),
-                "UpdateExpression": (
-                    "SET #status = :running REMOVE totals, finished_at ADD segments_done :minus_one"
-                ),
-                "ConditionExpression": "attribute_exists(run_id)",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":running": string("running"),
-                    ":minus_one": number(-1),
-                },
-            }
-        }
+        return self._update_request(
+            run_id,
+            RUN_PART,
+            "SET #status = :running REMOVE totals, finished_at ADD segments_done :minus_one",
+            "attribute_exists(run_id)",
+            {"#status": "status"},
+            {":running": string("running"), ":minus_one": number(-1)},
+        )
 
     def requeue_intents(self, run_id: str) -> dict[int, dict[str, Any]]:
         """Requeues of ``run_id`` not yet confirmed sent: segment -> nonce, hop,

@@ -110,6 +110,27 @@ class LedgerStore:
             return False
         return True
 
+    def _update_request(
+        self,
+        run_id: str,
+        part: str,
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+    ) -> TransactWriteItemTypeDef:
+        """One conditional update of a transaction (``_transact``)."""
+        return {
+            "Update": {
+                "TableName": self.table_name,
+                "Key": key(run_id, part),
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+            }
+        }
+
     def _transact(self, items: list[TransactWriteItemTypeDef]) -> bool:
         """One TransactWriteItems; False if a condition failed (nothing was written)."""
         try:
