@@ -147,18 +147,17 @@ class LedgerStore:
         """The items of up to 100 ``keys``, read consistently (``options``: a projection);
         keys left unprocessed are read again, up to ``attempts`` calls in all."""
         found: list[dict[str, Any]] = []
-        request: dict[str, Any] = {
-            self.table_name: {"Keys": keys, "ConsistentRead": True, **(options or {})}
-        }
+        wanted: dict[str, Any] = {"Keys": keys, "ConsistentRead": True, **(options or {})}
+        request: dict[str, Any] = {self.table_name: wanted}
 
         def read() -> None:
-            nonlocal request
             response = self._call(
                 "BatchGetItem", lambda: self.client.batch_get_item(RequestItems=request)
             )
             found.extend(response.get("Responses", {}).get(self.table_name, []))
-            request = dict(response.get("UnprocessedKeys") or {})
-            if request:
+            unprocessed: dict[str, Any] = dict(response.get("UnprocessedKeys") or {})
+            wanted["Keys"] = unprocessed.get(self.table_name, {}).get("Keys", [])
+            if wanted["Keys"]:
                 raise Unprocessed(f"ledger {self.table_name}: batch get left unprocessed keys")
 
         self.retry.for_unprocessed(attempts).call(read, "ledger.BatchGetItem.unprocessed")
