@@ -76,8 +76,8 @@ def test_no_retry_begins_inside_the_floor_before_the_deadline(body: Any) -> None
     runtime = Runtime(
         settings=Settings(queue_url="https://sqs.invalid/q.fifo", ledger_table="Ledger"),
         sweeps=parse_sweeps([SWEEP]),
-        dynamodb=client,  # type: ignore[arg-type]
-        sqs=client,  # type: ignore[arg-type]
+        dynamodb=client,
+        sqs=client,
         sleep=clock.advance,
     )
     context = client.context = FakeContext(clock, timeout_seconds=MARGIN + 0.05)
