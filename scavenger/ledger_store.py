@@ -176,10 +176,15 @@ class LedgerStore:
         its floor: RetryableError(``out_of_time``) instead, so a worker never reads into
         its timeout (its redelivery reads again).
         """
-        read = self.client.query if operation == "Query" else self.client.scan
         request = dict(request)
+
+        def read() -> dict[str, Any]:
+            if operation == "Query":
+                return dict(self.client.query(**request))
+            return dict(self.client.scan(**request))
+
         while True:
-            page: dict[str, Any] = dict(self._call(operation, lambda: read(**request)))
+            page = self._call(operation, read)
             yield page
             if "LastEvaluatedKey" not in page:
                 return
