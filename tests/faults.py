@@ -129,8 +129,8 @@ class RefuseTable:
         self.table = table
         self.code = code
         self.status = status
-        self.scans_left = after_scans
-        self.deletes_left = after_deletes
+        # Calls that go through before the refusals start: Scans, and deletes of either kind.
+        self.passes_left = {"Scan": after_scans, "delete": after_deletes}
         self.refusing = True
         self.refused: list[tuple[str, int | None]] = []
         for operation in operations:
@@ -148,11 +148,10 @@ class RefuseTable:
         body = json.loads(params["body"] or b"{}")
         if not self.refusing or not self._on_table(body):
             return None
-        if self.scans_left > 0 or self.deletes_left > 0:
-            if model.name == "Scan" and self.scans_left > 0:
-                self.scans_left -= 1
-            if model.name in ("DeleteItem", "BatchExecuteStatement") and self.deletes_left > 0:
-                self.deletes_left -= 1
+        kind = "delete" if model.name in ("DeleteItem", "BatchExecuteStatement") else model.name
+        if any(self.passes_left.values()):
+            if self.passes_left.get(kind, 0) > 0:
+                self.passes_left[kind] -= 1
             return None
         self.refused.append((model.name, body.get("Segment")))
         return error_response(self.code, self.status)
