@@ -220,6 +220,7 @@ class SweepFunctions(Construct):
             )
 
     def _consume(self, queue: sqs.IQueue, settings: StackSettings) -> None:
+        """The worker on the segment queue; a failed record alone goes back to the queue."""
         self.worker.add_event_source(
             event_sources.SqsEventSource(
                 queue,
@@ -230,6 +231,7 @@ class SweepFunctions(Construct):
         )
 
     def _schedule(self, settings: StackSettings) -> events.Rule:
+        """The rule that starts a run of every sweep (off with context schedule_enabled)."""
         return events.Rule(
             self,
             "Schedule",
