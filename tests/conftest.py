@@ -42,6 +42,14 @@ def quiet_node_end_of_life_banner() -> None:
 quiet_node_end_of_life_banner()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest resets warning filters around each test, dropping the one the runtime sets
+    when scavenger.observability is imported: state it again for every test."""
+    from scavenger.observability import EMPTY_METRICS_WARNING
+
+    config.addinivalue_line("filterwarnings", f"ignore:{EMPTY_METRICS_WARNING}")
+
+
 @pytest.fixture(autouse=True)
 def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
