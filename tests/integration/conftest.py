@@ -17,6 +17,10 @@ from scavenger.tools.local.emulator import DynamoDBLocalProcess, Emulator, Endpo
 from scavenger.tools.provision import create_queues
 
 ROOT = Path(__file__).resolve().parents[2]
+# What every demo-shaped report (the demo's, each bench mode's run) says about the table.
+OUTCOME_FIELDS = frozenset(
+    {"items", "expired", "deleted", "kept", "wrongly_deleted", "missed", "seconds"}
+)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from scavenger.tools.bench import throughput
 from scavenger.tools.bench.sweepers import SweepJob
 from scavenger.tools.bench.throughput import MODES, BenchOptions, Work, run_bench
 from scavenger.tools.local.emulator import DynamoDBBackend
-from tests.integration.conftest import child_pids
+from tests.integration.conftest import OUTCOME_FIELDS, child_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,14 +44,8 @@ REQUIRED_FIELDS = {
     "settings",
 }
 RUN_FIELDS = {
+    *OUTCOME_FIELDS,
     "ok",
-    "items",
-    "expired",
-    "deleted",
-    "kept",
-    "wrongly_deleted",
-    "missed",
-    "seconds",
     "deletes_per_second",
     "api_calls",
     "calls_per_deleted_item",

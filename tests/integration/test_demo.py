@@ -18,18 +18,12 @@ import pytest
 from scavenger.tools import cli
 from scavenger.tools.local.demo import DemoOptions, DemoReport, run_demo
 from scavenger.tools.local.emulator import NODE_DIR, Endpoints, default_backend
-from tests.integration.conftest import ROOT, child_pids, pids_with_environment
+from tests.integration.conftest import OUTCOME_FIELDS, ROOT, child_pids, pids_with_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REQUIRED_FIELDS = {
-    "items",
-    "expired",
-    "deleted",
-    "kept",
-    "wrongly_deleted",
-    "missed",
-    "seconds",
+    *OUTCOME_FIELDS,
     "deleted_per_second",
     "segments",
     "invocations",

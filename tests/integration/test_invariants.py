@@ -20,39 +20,32 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from planner.handler import handler as planner_handler
 from scavenger import aws
-from scavenger.ledger import Ledger
 from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
 from scavenger.tools.cli import main as cli_main
 from scavenger.tools.ops import dlq as dlq_module
 from scavenger.tools.ops.requeue import Requeuer
-from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import (
-    LEDGER,
     REGION,
     FakeClock,
     FakeContext,
     Stack,
-    configure_sweeps,
+    moto_stack,
     roomy_context,
+    settle_records,
     sqs_event,
 )
 from tests.dataset import (
     Truth,
-    create_table,
     key_id,
     make_key,
-    now,
     remaining_keys,
-    seed_table,
 )
 from tests.faults import (
     ErrorInjector,
@@ -63,6 +56,8 @@ from tests.faults import (
     tick_per_call,
 )
 from tests.integration.conftest import drop_tables
+from tests.runs import Crash, ledger, seed_sweep, start_run
+from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
@@ -70,17 +65,7 @@ pytestmark = pytest.mark.integration
 TABLE = "Swept"
 SHAPE = "composite_number_string"
 SEGMENTS = 3
-SWEEP: dict[str, Any] = {
-    "name": "sweep",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": SEGMENTS,
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-}
+SWEEP = sweep_spec(table=TABLE, segments=SEGMENTS, completed=True)
 MARGIN = 1.5  # the worker's default safety margin (SCAVENGER_SAFETY_MARGIN_SECONDS)
 DATA_OPERATIONS = frozenset({"Scan", "DeleteItem", "BatchExecuteStatement"})
 # Each backend with the delete path it verifies: moto's PartiQL DELETE ignores its
@@ -95,10 +80,6 @@ EXAMPLES = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-class Crash(BaseException):
-    """The process dies here: nothing after it runs, no handler catches it."""
 
 
 class Killed(BaseException):
@@ -131,24 +112,8 @@ def fresh_stack(monkeypatch: pytest.MonkeyPatch, backend: str = "moto") -> Itera
     are dropped first."""
     if backend == "dynamodb-local":
         drop_tables(os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
-    with mock_aws():
-        aws.reset_clients()
-        lambda_runtime.cache_clear()
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        create_ledger_table(dynamodb, LEDGER)
-        queues = create_queues(sqs, "scavenger", visibility_timeout=30)
-        arn = sqs.get_queue_attributes(QueueUrl=queues.queue_url, AttributeNames=["QueueArn"])
-        monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
-        monkeypatch.setenv("SCAVENGER_DLQ_URL", queues.dlq_url)
-        monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", LEDGER)
-        try:
-            yield Stack(
-                dynamodb, sqs, queues.queue_url, queues.dlq_url, arn["Attributes"]["QueueArn"]
-            )
-        finally:
-            aws.reset_clients()
-            lambda_runtime.cache_clear()
+    with moto_stack(monkeypatch) as resources:
+        yield resources
 
 
 def seed(
@@ -160,13 +125,8 @@ def seed(
     rng: random.Random | None = None,
     **sweep: Any,
 ) -> Truth:
-    create_table(stack.dynamodb, TABLE, SHAPE)
-    truth = seed_table(
-        stack.dynamodb, TABLE, SHAPE, count=count, cutoff=now() - timedelta(hours=48), rng=rng
-    )
-    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", str(page_size))
-    configure_sweeps(monkeypatch, {**SWEEP, **sweep})
-    return truth
+    sweep = {**SWEEP, **sweep}
+    return seed_sweep(stack, monkeypatch, sweep, count=count, page_size=page_size, rng=rng)
 
 
 @pytest.fixture
@@ -174,16 +134,6 @@ def seeded(stack: Stack, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path
     """120 items over 3 segments, pages of 7; no scavenger.toml in the working directory."""
     monkeypatch.chdir(tmp_path)
     return seed(stack, monkeypatch, count=120, page_size=7, delete_mode=BACKENDS[backend])
-
-
-def start_run() -> str:
-    (run,) = planner_handler({"sweep": "sweep"}, None)["runs"]
-    lambda_runtime().sleep = lambda seconds: None
-    return str(run["run_id"])
-
-
-def ledger(stack: Stack) -> Ledger:
-    return Ledger(stack.dynamodb, LEDGER)
 
 
 def assert_exact(stack: Stack, truth: Truth, run_id: str) -> None:
@@ -236,17 +186,7 @@ def settle(stack: Stack, messages: list[dict[str, Any]], response: dict[str, Any
         if response is None
         else {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
     )
-    for message in messages:
-        if message["MessageId"] in failed:
-            stack.sqs.change_message_visibility(
-                QueueUrl=stack.queue_url,
-                ReceiptHandle=message["ReceiptHandle"],
-                VisibilityTimeout=0,
-            )
-        else:
-            stack.sqs.delete_message(
-                QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
+    settle_records(stack, messages, failed)
 
 
 def drive(

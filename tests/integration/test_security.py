@@ -24,6 +24,7 @@ from scavenger.runtime import lambda_runtime
 from scavenger.tools import cli
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
 from tests.faults import ErrorInjector
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
@@ -31,17 +32,14 @@ SECRET = "canary-item-secret-5be1"
 CREDENTIAL = "canary-credential-91ac"
 KEY_MARK = "key-canary"
 TABLE = "Vault"
-SWEEP = {
-    "name": "vault",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 2,
-    "where": "#p <> :gone",
-    "names": {"#p": "payload"},
-    "values": {":gone": "gone"},
-}
+SWEEP = sweep_spec(
+    "vault",
+    TABLE,
+    segments=2,
+    where="#p <> :gone",
+    names={"#p": "payload"},
+    values={":gone": "gone"},
+)
 
 
 def seed_vault(dynamodb: Any) -> None:

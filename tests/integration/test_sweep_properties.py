@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from moto import mock_aws
 
@@ -23,6 +23,7 @@ from tests.conftest import LEDGER, REGION, FakeClock, FakeContext, Stack, drain
 from tests.dataset import remaining_keys
 from tests.faults import ErrorInjector, StatementFaults, on_call, tick_per_call
 from tests.integration.conftest import drop_tables
+from tests.properties import fixture_examples
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,11 +71,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fixture_examples(25)
 @given(
     items=st.lists(item_strategy, max_size=40),
     age_format=st.sampled_from(["iso8601", "epoch_seconds", "epoch_millis"]),

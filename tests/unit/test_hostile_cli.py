@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from scavenger import aws
 from scavenger.tools import cli
+from tests.properties import fixture_examples
 
 SECRET_KEY = "canary-secret-4f1e8a"  # stands in for a real secret access key
 URL_PASSWORD = "canary-password-77d2"
@@ -165,11 +166,7 @@ def assert_one_line_error(code: int, out: str, err: str, argv: list[str]) -> Non
         assert secret not in err + out
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fixture_examples(120)
 @given(data=st.data())
 def test_hostile_command_lines_fail_cleanly_and_change_nothing(
     empty_account: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject
@@ -285,11 +282,7 @@ DEMO_FLAGS: dict[str, Any] = {
 }
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fixture_examples(60)
 @given(data=st.data())
 def test_hostile_demo_lines_fail_cleanly_and_start_nothing(
     empty_account: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject
