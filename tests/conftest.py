@@ -255,6 +255,18 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
     return run
 
 
+def assert_usage_error(
+    capsys: pytest.CaptureFixture[str], command: str, options: list[str], message: str
+) -> None:
+    """``scavenger COMMAND OPTIONS`` exits 2 with one line on stderr that says ``message``."""
+    from scavenger.tools.cli import main
+
+    assert main([command, *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"scavenger {command}: error: {message}")
+    assert "\n" not in err
+
+
 def roomy_context() -> FakeContext:
     return FakeContext(clock=os_clock, timeout_seconds=900)
 

@@ -27,7 +27,7 @@ from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.table import Deleted, SweptTable
 from tests.conftest import LEDGER, Stack, drain, moto_stack, roomy_context
-from tests.dataset import key_id, remaining_keys
+from tests.dataset import create_hash_table, key_id, remaining_keys
 from tests.faults import StatementFaults, on_call
 from tests.infra.calls import dynamodb_actions
 from tests.properties import fixture_examples
@@ -109,12 +109,7 @@ def rewritten(item: dict[str, Any], rewrite: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def pins_table(dynamodb_local: str) -> Iterator[Any]:
     client = aws.client("dynamodb")
-    client.create_table(
-        TableName="Pins",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_hash_table(client, "Pins", key_type="N")
     yield client
 
 

@@ -56,7 +56,7 @@ from tests.faults import (
     tick_per_call,
 )
 from tests.integration.conftest import drop_tables
-from tests.runs import Crash, ledger, seed_sweep, start_run
+from tests.runs import Crash, ledger, queue_size, seed_sweep, start_run
 from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
@@ -154,7 +154,7 @@ def assert_run_complete(stack: Stack, truth: Truth, run_id: str) -> None:
     assert run is not None and run.status == "done"
     assert all(state.status == "done" for state in ledger(stack).list_segments(run_id))
     assert remaining_keys(stack.dynamodb, TABLE) == truth.kept
-    assert queue_depth(stack, stack.queue_url) == queue_depth(stack, stack.dlq_url) == 0
+    assert queue_size(stack, stack.queue_url) == queue_size(stack, stack.dlq_url) == 0
 
 
 def keys_in_segment(stack: Stack, segment: int) -> set[tuple[Any, ...]]:
@@ -202,7 +202,7 @@ def drive(
     for invocation in range(max_invocations):
         batch = receive(stack)
         if not batch:
-            if queue_depth(stack, stack.queue_url) == 0:
+            if queue_size(stack, stack.queue_url) == 0:
                 return invocation
             continue
         before_each(batch)
@@ -214,14 +214,6 @@ def drive(
             response = None
         settle(stack, batch, response)
     raise AssertionError(f"queue did not drain within {max_invocations} invocations")
-
-
-def queue_depth(stack: Stack, url: str) -> int:
-    attributes = stack.sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
 
 
 def queued_bodies(url: str) -> list[dict[str, Any]]:
@@ -266,7 +258,7 @@ def drive_to_completion(stack: Stack, context_factory: Callable[[], Any], **opti
     """Drain, redrive whatever reached the DLQ, and drain again, until both are empty."""
     for _ in range(5):
         drive(stack, context_factory, **options)
-        if queue_depth(stack, stack.dlq_url) == 0:
+        if queue_size(stack, stack.dlq_url) == 0:
             return
         assert cli_main(["redrive"]) == 0
     raise AssertionError("the DLQ kept filling up")
@@ -479,7 +471,7 @@ def test_invariant_2_every_item_expired_for_the_whole_run_is_deleted_by_the_runs
     drive(stack, context)
 
     assert exhausted.injected == 12
-    assert queue_depth(stack, stack.dlq_url) == 1
+    assert queue_size(stack, stack.dlq_url) == 1
     left = remaining_keys(stack.dynamodb, TABLE)
     doomed_in_dlq = seeded.doomed & keys_in_segment(stack, 1)
     assert doomed_in_dlq and left == seeded.kept | doomed_in_dlq
@@ -577,7 +569,7 @@ def test_invariant_3_redrive_loses_no_message_when_it_dies_between_send_and_dele
     run_id = start_run()
     in_dlq = FailingSegment(1)
     drive(stack, roomy_context)
-    assert queue_depth(stack, stack.dlq_url) == 1
+    assert queue_size(stack, stack.dlq_url) == 1
     in_dlq.failing = False
     monkeypatch.setattr(dlq_module, "REDRIVE_VISIBILITY_SECONDS", 1)
     crash_on("sqs", f"before-call.sqs.{dies_at}")
@@ -631,7 +623,7 @@ def test_invariant_3_a_systemic_error_halts_the_run_and_requeue_halted_resumes_i
     assert (run.halt.call, run.halt.segment) == refusal.refused[0]
     assert "injected" in run.halt.message
     assert len(refusal.refused) == 1 and failures == []
-    assert queue_depth(stack, stack.queue_url) == queue_depth(stack, stack.dlq_url) == 0
+    assert queue_size(stack, stack.queue_url) == queue_size(stack, stack.dlq_url) == 0
     halted = {state.segment: state for state in ledger(stack).list_segments(run_id)}
     for state in halted.values():
         assert state.status == "halted" and "AccessDeniedException" in (state.last_error or "")

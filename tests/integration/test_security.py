@@ -23,6 +23,7 @@ from scavenger.observability import logger
 from scavenger.runtime import lambda_runtime
 from scavenger.tools import cli
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
+from tests.dataset import create_hash_table
 from tests.faults import ErrorInjector
 from tests.sweeps import sweep_spec
 
@@ -43,12 +44,7 @@ SWEEP = sweep_spec(
 
 
 def seed_vault(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_hash_table(dynamodb, TABLE)
     now = datetime.now(UTC)
     ages = [
         {"S": (now - timedelta(days=5)).isoformat()},  # expired
