@@ -56,7 +56,7 @@ def test_exactly_the_expired_items_are_deleted_on_every_key_shape(
 @pytest.mark.parametrize("age_format", ["epoch_seconds", "epoch_millis"])
 def test_epoch_ages_are_swept_exactly(stack, monkeypatch, age_format):
     truth = seeded_table(
-        stack, "Swept", "hash_string", count=200, age_format=age_format, with_where=False
+        stack.dynamodb, "Swept", "hash_string", count=200, age_format=age_format, with_where=False
     )
 
     run, _ = run_sweep(stack, monkeypatch, sweep_config(age_format, segments=3))
