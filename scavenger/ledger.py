@@ -19,6 +19,7 @@ from scavenger.errors import ConditionFailed, FatalError, RetryableError, Unproc
 from scavenger.message import Key, cursor_to_json
 from scavenger.observability import logger
 from scavenger.records import (
+    COUNTERS,
     MAX_ERROR_LENGTH,
     SEGMENT_PREFIX,
     Counts,
@@ -68,6 +69,30 @@ def _s(value: str) -> dict[str, str]:
 
 def _cursor_text(cursor: Key | None) -> str:
     return json.dumps(cursor_to_json(cursor), sort_keys=True, separators=(",", ":"))
+
+
+def _names(update: str, condition: str, extra: dict[str, str] | None) -> dict[str, str]:
+    """The NAMES an update and its condition use, plus ``extra`` placeholders."""
+    names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
+    return names | (extra or {})
+
+
+def _increments(counts: Counts) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """``counts`` as an ADD clause's terms, their values and names: each counter by its
+    own name, each index's write units (an attribute named after the index, which may
+    hold any character) through a placeholder."""
+    terms: list[str] = []
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for position, (attribute, value) in enumerate(counts.item_values().items()):
+        if attribute in COUNTERS:
+            terms.append(f"{attribute} :{attribute}")
+            values[f":{attribute}"] = _n(value)
+        else:
+            names[f"#wu{position}"] = attribute
+            terms.append(f"#wu{position} :wu{position}")
+            values[f":wu{position}"] = _n(value)
+    return ", ".join(terms), values, names
 
 
 class Ledger:
@@ -376,8 +401,7 @@ class Ledger:
         counts: Counts,
         done: bool,
     ) -> bool:
-        increments = ", ".join(f"{name} :{name}" for name in counts.as_dict())
-        values = {f":{name}": _n(value) for name, value in counts.as_dict().items()}
+        increments, values, names = _increments(counts)
         values |= {
             ":hop": _n(hop),
             ":seen": _n(checkpoints),
@@ -394,6 +418,7 @@ class Ledger:
             f"#updated_at = :now REMOVE #last_error ADD {increments}",
             "#hop = :hop AND #checkpoints = :seen AND #status <> :done",
             values,
+            names,
         )
 
     def advance_hop(self, run_id: str, segment: int, hop: int, usage: Counts) -> bool:
@@ -511,13 +536,19 @@ class Ledger:
     # -- completion -------------------------------------------------------------------
 
     def _update_counting_done(
-        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
+        self,
+        run_id: str,
+        segment: int,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        extra_names: dict[str, str] | None = None,
     ) -> bool:
         """The segment's last checkpoint (it becomes done) and the run's count of done
         segments, in one transaction: a duplicate finish fails the segment's condition
         and is not counted, no crash can come between the two, and no item grows with
         the number of segments."""
-        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
+        names = _names(update, condition, extra_names)
         items = [
             {
                 "Update": {
@@ -548,17 +579,25 @@ class Ledger:
         except FatalError as exc:
             if not str(exc).startswith(NO_TRANSACTIONS):
                 raise
-            return self._update_then_count_done(run_id, segment, update, condition, values)
+            return self._update_then_count_done(
+                run_id, segment, update, condition, values, extra_names
+            )
         return True
 
     def _update_then_count_done(
-        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
+        self,
+        run_id: str,
+        segment: int,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        extra_names: dict[str, str] | None = None,
     ) -> bool:
         """For an engine without transactions (dynalite, a local emulator only): the same
         two writes one after the other. A duplicate is still not counted, but a crash
         between them leaves the segment done and uncounted, and its run open."""
         logger.warning("no TransactWriteItems: counting the done segment in a second write")
-        if not self._update(run_id, segment, update, condition, values):
+        if not self._update(run_id, segment, update, condition, values, extra_names):
             return False
         self._call(
             "UpdateItem",
@@ -601,21 +640,20 @@ class Ledger:
                 ":running": _s("running"),
                 ":total": _n(total_segments),
                 ":now": _s(now_iso()),
-                ":totals": {"M": {name: _n(v) for name, v in totals.as_dict().items()}},
+                ":totals": {"M": {name: _n(v) for name, v in totals.item_values().items()}},
             },
         )
         return totals if finished else None
 
     def sum_done_segments(self, run_id: str) -> tuple[int, Counts]:
         """How many segments are done and their counters summed, or (-1, zero) as soon
-        as one is not done."""
-        counters = list(Counts().as_dict())
+        as one is not done. Whole items are read: each index's write units sit in an
+        attribute named after it, unknown here (a projection would not lower the read
+        units, which count the whole item anyway)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "ConsistentRead": True,
             "KeyConditionExpression": "run_id = :run AND begins_with(part, :seg)",
-            "ProjectionExpression": ", ".join(["#status", *counters]),
-            "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
         }
         done, totals = 0, Counts()
@@ -647,14 +685,27 @@ class Ledger:
         return item
 
     def _update(
-        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
+        self,
+        run_id: str,
+        segment: int,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        extra_names: dict[str, str] | None = None,
     ) -> bool:
-        return self._update_key(run_id, segment_part(segment), update, condition, values)
+        part = segment_part(segment)
+        return self._update_key(run_id, part, update, condition, values, extra_names)
 
     def _update_key(
-        self, run_id: str, part: str, update: str, condition: str, values: dict[str, Any]
+        self,
+        run_id: str,
+        part: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        extra_names: dict[str, str] | None = None,
     ) -> bool:
-        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
+        names = _names(update, condition, extra_names)
         try:
             self._call(
                 "UpdateItem",
