@@ -40,10 +40,7 @@ CAPACITY_UNREPORTED = frozenset({"dynamodb-local"})
 def write_units_basis(backend: str) -> str:
     """How a run's write units were counted on ``backend``, for the report."""
     if backend in CAPACITY_UNREPORTED:
-        return (
-            "one per deleted item where DynamoDB Local reports none (BatchExecuteStatement);"
-            " its DeleteItem reports the table's and each index's units"
-        )
+        return "one per deleted item (DynamoDB Local's BatchExecuteStatement reports none)"
     return "consumed capacity as reported"
 
 
