@@ -71,12 +71,6 @@ def _cursor_text(cursor: Key | None) -> str:
     return json.dumps(cursor_to_json(cursor), sort_keys=True, separators=(",", ":"))
 
 
-def _names(update: str, condition: str, extra: dict[str, str] | None) -> dict[str, str]:
-    """The NAMES an update and its condition use, plus ``extra`` placeholders."""
-    names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
-    return names | (extra or {})
-
-
 def _increments(counts: Counts) -> tuple[str, dict[str, Any], dict[str, str]]:
     """``counts`` as an ADD clause's terms, their values and names: each counter by its
     own name, each index's write units (an attribute named after the index, which may
@@ -411,15 +405,16 @@ class Ledger:
             ":done": _s("done"),
             ":now": _s(now_iso()),
         }
-        return (self._update_counting_done if done else self._update)(
+        request = self._update_request(
             run_id,
-            segment,
+            segment_part(segment),
             "SET #cursor = :cursor, #checkpoints = :next, #status = :status, "
             f"#updated_at = :now REMOVE #last_error ADD {increments}",
             "#hop = :hop AND #checkpoints = :seen AND #status <> :done",
             values,
             names,
         )
+        return self._update_counting_done(run_id, request) if done else self._apply(request)
 
     def advance_hop(self, run_id: str, segment: int, hop: int, usage: Counts) -> bool:
         """After sending the continuation: hop := hop + 1, if it is still ``hop``.
@@ -535,31 +530,13 @@ class Ledger:
 
     # -- completion -------------------------------------------------------------------
 
-    def _update_counting_done(
-        self,
-        run_id: str,
-        segment: int,
-        update: str,
-        condition: str,
-        values: dict[str, Any],
-        extra_names: dict[str, str] | None = None,
-    ) -> bool:
+    def _update_counting_done(self, run_id: str, segment_update: dict[str, Any]) -> bool:
         """The segment's last checkpoint (it becomes done) and the run's count of done
         segments, in one transaction: a duplicate finish fails the segment's condition
         and is not counted, no crash can come between the two, and no item grows with
         the number of segments."""
-        names = _names(update, condition, extra_names)
         items = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"run_id": _s(run_id), "part": _s(segment_part(segment))},
-                    "UpdateExpression": update,
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
-            },
+            {"Update": segment_update},
             {
                 "Update": {
                     "TableName": self.table_name,
@@ -579,25 +556,15 @@ class Ledger:
         except FatalError as exc:
             if not str(exc).startswith(NO_TRANSACTIONS):
                 raise
-            return self._update_then_count_done(
-                run_id, segment, update, condition, values, extra_names
-            )
+            return self._update_then_count_done(run_id, segment_update)
         return True
 
-    def _update_then_count_done(
-        self,
-        run_id: str,
-        segment: int,
-        update: str,
-        condition: str,
-        values: dict[str, Any],
-        extra_names: dict[str, str] | None = None,
-    ) -> bool:
+    def _update_then_count_done(self, run_id: str, segment_update: dict[str, Any]) -> bool:
         """For an engine without transactions (dynalite, a local emulator only): the same
         two writes one after the other. A duplicate is still not counted, but a crash
         between them leaves the segment done and uncounted, and its run open."""
         logger.warning("no TransactWriteItems: counting the done segment in a second write")
-        if not self._update(run_id, segment, update, condition, values, extra_names):
+        if not self._apply(segment_update):
             return False
         self._call(
             "UpdateItem",
@@ -685,18 +652,16 @@ class Ledger:
         return item
 
     def _update(
-        self,
-        run_id: str,
-        segment: int,
-        update: str,
-        condition: str,
-        values: dict[str, Any],
-        extra_names: dict[str, str] | None = None,
+        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
     ) -> bool:
-        part = segment_part(segment)
-        return self._update_key(run_id, part, update, condition, values, extra_names)
+        return self._update_key(run_id, segment_part(segment), update, condition, values)
 
     def _update_key(
+        self, run_id: str, part: str, update: str, condition: str, values: dict[str, Any]
+    ) -> bool:
+        return self._apply(self._update_request(run_id, part, update, condition, values))
+
+    def _update_request(
         self,
         run_id: str,
         part: str,
@@ -704,20 +669,22 @@ class Ledger:
         condition: str,
         values: dict[str, Any],
         extra_names: dict[str, str] | None = None,
-    ) -> bool:
-        names = _names(update, condition, extra_names)
+    ) -> dict[str, Any]:
+        """An UpdateItem's arguments, with the NAMES it uses and ``extra_names``."""
+        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
+        return {
+            "TableName": self.table_name,
+            "Key": {"run_id": _s(run_id), "part": _s(part)},
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names | (extra_names or {}),
+            "ExpressionAttributeValues": values,
+        }
+
+    def _apply(self, request: dict[str, Any]) -> bool:
+        """Run a conditional UpdateItem; False if its condition failed."""
         try:
-            self._call(
-                "UpdateItem",
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"run_id": _s(run_id), "part": _s(part)},
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                ),
-            )
+            self._call("UpdateItem", lambda: self.client.update_item(**request))
         except ConditionFailed:
             return False
         return True
