@@ -10,7 +10,9 @@ import pytest
 
 from scavenger.cost import write_units_text
 from scavenger.ledger import Ledger
+from scavenger.pacing import Pacing, WritePacer
 from scavenger.records import INDEX_UNITS_PREFIX, Counts, RunRecord
+from scavenger.sweep import Pacer
 from scavenger.table import Meter, WriteUnits, write_units
 
 # The answers DynamoDB Local gave (measured) for a table with a GSI and an LSI.
@@ -73,6 +75,19 @@ def test_the_meter_counts_one_unit_per_deleted_item_where_none_is_reported():
     spent = meter.since(before)
     assert (spent.write_units, spent.write_units_by_index) == (8.0, {"ByL": 1.0, "ByG": 1.0})
     assert before.write_units_by_index == {"ByL": 1.0, "ByG": 1.0}  # a copy, not a view
+
+
+def test_the_write_budget_is_spent_by_table_and_index_units_together():
+    meter = Meter()
+    budget = WritePacer(share=10.0, clock=lambda: 0.0)
+    pacing = Pacing(Pacer(0), budget, meter)
+
+    assert pacing.delay() == 0.0
+    meter.count_writes(write_units(DELETE_ITEM_ANSWER), 1)  # 1 table + 2 index units
+    pacing.settle()
+
+    assert budget.tokens == -3.0
+    assert pacing.delay() == pytest.approx(0.3)  # 3 units at 10 units/s
 
 
 def test_counts_add_their_indexes_and_stay_frozen():
