@@ -123,15 +123,16 @@ def sweep_indexed(local: Stack, monkeypatch: pytest.MonkeyPatch, delete_mode: st
     return run
 
 
-def status_json(run_id: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+def status_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict[str, Any]:
+    """``scavenger status ARGV --json``: its JSON (stdout), with the human table (stderr)
+    under ``"human"``."""
     from scavenger.tools.cli import main
 
     capsys.readouterr()
-    assert main(["status", run_id, "--json"]) == 0
+    assert main(["status", *argv, "--json"]) == 0
     captured = capsys.readouterr()
-    assert "write units: 36 (table 12, index ByOwnerAge 12, index ByStatus 12)" in captured.err
     data: dict[str, Any] = json.loads(captured.out)
-    return data
+    return data | {"human": captured.err}
 
 
 def test_item_deletes_count_each_index_in_ledger_status_and_event(
@@ -162,12 +163,15 @@ def test_item_deletes_count_each_index_in_ledger_status_and_event(
                 stored[name] = stored.get(name, 0.0) + float(value["N"])
     assert stored == {f"{INDEX_UNITS_PREFIX}{index}": units for index, units in by_index.items()}
 
-    status = status_json(run.run_id, capsys)
+    status = status_json(capsys, run.run_id)
+    assert "write units: 36 (table 12, index ByOwnerAge 12, index ByStatus 12)" in status["human"]
     counts = status["run"]["counts"]
     assert counts["write_units"] == 3 * EXPIRED  # the key it always had, unchanged
     assert counts["table_write_units"] == EXPIRED
     assert counts["write_units_by_index"] == by_index
     assert sum(row["write_units_by_index"].get(GSI, 0) for row in status["segments"]) == EXPIRED
+    (listed,) = status_json(capsys)["runs"]
+    assert listed["counts"]["write_units_by_index"] == by_index
 
     (event,) = observed(stack, indexed)
     detail = event["detail"]

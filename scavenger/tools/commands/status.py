@@ -115,6 +115,7 @@ def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
     table = Table(title="recent runs", title_justify="left")
     for column in ("sweep", "run", "started", "status", "segments", "failed", "deleted"):
         table.add_column(column, justify="right" if column in ("failed", "deleted") else "left")
+    table.add_column("write units", justify="right")
     table.add_column("duration", justify="right")
     table.add_column("last progress")
     for sweep, summaries in runs.items():
@@ -128,6 +129,7 @@ def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
                 f"{run.segments_done}/{run.total_segments}",
                 str(summary.failed),
                 str(summary.counts.deleted),
+                write_units_text(summary.counts),
                 human_duration(summary.seconds),
                 ago(summary.last_progress, now),
             )
