@@ -14,7 +14,6 @@ from scavenger.errors import ConditionFailed, FatalError
 from scavenger.ledger_planning import PlanningLedger
 from scavenger.ledger_requeue import RequeueLedger
 from scavenger.ledger_store import (
-    NAMES,
     RUN_PART,
     LedgerStore,
     key,
@@ -27,6 +26,7 @@ from scavenger.ledger_store import string as _s
 from scavenger.message import Key
 from scavenger.observability import logger
 from scavenger.records import (
+    COUNTERS,
     MAX_ERROR_LENGTH,
     SEGMENT_PREFIX,
     Counts,
@@ -38,13 +38,30 @@ from scavenger.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 __all__ = ["RUN_PART", "Ledger", "now_iso", "segment_part"]
 
 SWEEP_PART = "SWEEP"
 # How an engine without transactions answers TransactWriteItems (dynalite).
 NO_TRANSACTIONS = "UnknownOperationException"
+
+
+def _increments(counts: Counts) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """``counts`` as an ADD clause's terms, their values and names: each counter by its
+    own name, each index's write units (an attribute named after the index, which may
+    hold any character) through a placeholder."""
+    terms: list[str] = []
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for position, (attribute, value) in enumerate(counts.item_values().items()):
+        if attribute in COUNTERS:
+            terms.append(f"{attribute} :{attribute}")
+            values[f":{attribute}"] = _n(value)
+        else:
+            names[f"#wu{position}"] = attribute
+            terms.append(f"#wu{position} :wu{position}")
+            values[f":wu{position}"] = _n(value)
+    return ", ".join(terms), values, names
 
 
 class Ledger(LedgerStore):
@@ -160,8 +177,7 @@ class Ledger(LedgerStore):
         by the item holding exactly what it wrote, and is not mistaken for another
         worker's: that would acknowledge the message and leave the segment with none.
         """
-        increments = ", ".join(f"{name} :{name}" for name in counts.as_dict())
-        values = {f":{name}": _n(value) for name, value in counts.as_dict().items()}
+        increments, values, names = _increments(counts)
         values |= {
             ":hop": _n(hop),
             ":seen": _n(checkpoints),
@@ -171,14 +187,16 @@ class Ledger(LedgerStore):
             ":done": _s("done"),
             ":now": _s(now_iso()),
         }
-        written = (self._update_counting_done if done else self._update)(
+        request = self._update_request(
             run_id,
-            segment,
+            segment_part(segment),
             "SET #cursor = :cursor, #checkpoints = :next, #status = :status, "
             f"#updated_at = :now REMOVE #last_error ADD {increments}",
             "#hop = :hop AND #checkpoints = :seen AND #status <> :done",
             values,
+            names,
         )
+        written = self._update_counting_done(run_id, request) if done else self._apply(request)
         if written:
             return True
         state = self.get_segment(run_id, segment)
@@ -285,25 +303,13 @@ class Ledger(LedgerStore):
 
     # -- completion -------------------------------------------------------------------
 
-    def _update_counting_done(
-        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
-    ) -> bool:
+    def _update_counting_done(self, run_id: str, segment_update: dict[str, Any]) -> bool:
         """The segment's last checkpoint (it becomes done) and the run's count of done
         segments, in one transaction: a duplicate finish fails the segment's condition
         and is not counted, no crash can come between the two, and no item grows with
         the number of segments."""
-        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
-        items: list[TransactWriteItemTypeDef] = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"run_id": _s(run_id), "part": _s(segment_part(segment))},
-                    "UpdateExpression": update,
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
-            },
+        items = [
+            {"Update": segment_update},
             {
                 "Update": {
                     "TableName": self.table_name,
@@ -315,25 +321,18 @@ class Ledger(LedgerStore):
             },
         ]
         try:
-            self._call(
-                "TransactWriteItems", lambda: self.client.transact_write_items(TransactItems=items)
-            )
-        except ConditionFailed:
-            return False
+            return self._transact(items)
         except FatalError as exc:
             if not str(exc).startswith(NO_TRANSACTIONS):
                 raise
-            return self._update_then_count_done(run_id, segment, update, condition, values)
-        return True
+            return self._update_then_count_done(run_id, segment_update)
 
-    def _update_then_count_done(
-        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
-    ) -> bool:
+    def _update_then_count_done(self, run_id: str, segment_update: dict[str, Any]) -> bool:
         """For an engine without transactions (dynalite, a local emulator only): the same
         two writes one after the other. A duplicate is still not counted, but a crash
         between them leaves the segment done and uncounted, and its run open."""
         logger.warning("no TransactWriteItems: counting the done segment in a second write")
-        if not self._update(run_id, segment, update, condition, values):
+        if not self._apply(segment_update):
             return False
         self._call(
             "UpdateItem",
@@ -376,21 +375,20 @@ class Ledger(LedgerStore):
                 ":running": _s("running"),
                 ":total": _n(total_segments),
                 ":now": _s(now_iso()),
-                ":totals": {"M": {name: _n(v) for name, v in totals.as_dict().items()}},
+                ":totals": {"M": {name: _n(v) for name, v in totals.item_values().items()}},
             },
         )
         return totals if finished else None
 
     def sum_done_segments(self, run_id: str) -> tuple[int, Counts]:
         """How many segments are done and their counters summed, or (-1, zero) as soon
-        as one is not done."""
-        counters = list(Counts().as_dict())
+        as one is not done. Whole items are read: each index's write units sit in an
+        attribute named after it, unknown here (a projection would not lower the read
+        units, which count the whole item anyway)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "ConsistentRead": True,
             "KeyConditionExpression": "run_id = :run AND begins_with(part, :seg)",
-            "ProjectionExpression": ", ".join(["#status", *counters]),
-            "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
         }
         done, totals = 0, Counts()

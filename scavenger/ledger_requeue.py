@@ -6,7 +6,7 @@ item until the send is confirmed, so one cut short anywhere is found and finishe
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from scavenger.ledger_store import (
     RUN_PART,
@@ -18,9 +18,6 @@ from scavenger.ledger_store import (
     string,
 )
 from scavenger.records import SEGMENT_PREFIX, SegmentState
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
 # From the start, a segment's item counters keep only what was deleted.
 RESCANNED = ("scanned", "expired", "skipped", "unparseable")
@@ -57,16 +54,9 @@ class RequeueLedger(LedgerStore):
 
     def _move_segment(
         self, state: SegmentState, new_hop: int, nonce: str, from_start: bool
-    ) -> TransactWriteItemTypeDef:
+    ) -> dict[str, Any]:
         """The segment's half: to ``new_hop`` and pending, with the intent, if unmoved."""
         now = now_iso()
-        names = {
-            "#status": "status",
-            "#hop": "hop",
-            "#checkpoints": "checkpoints",
-            "#updated_at": "updated_at",
-            "#requeue": "requeue",
-        }
         intent = {
             "nonce": string(nonce),
             "hop": number(new_hop),
@@ -83,37 +73,27 @@ class RequeueLedger(LedgerStore):
             ":intent": {"M": intent},
         }
         update = "SET #hop = :next, #status = :pending, #updated_at = :now, #requeue = :intent"
+        names: dict[str, str] = {}
         if from_start:
-            names |= {"#cursor": "cursor"} | {f"#{name}": name for name in RESCANNED}
+            names = {f"#{name}": name for name in RESCANNED}
             update += (
                 ", #cursor = :start, #scanned = :kept, #expired = :kept,"
                 " #skipped = :zero, #unparseable = :zero"
             )
-            kept = state.counts.deleted
-            values |= {
-                ":start": string(cursor_text(None)),
-                ":kept": number(kept),
-                ":zero": number(0),
-            }
-        return self._update_request(
-            state.run_id,
-            segment_part(state.segment),
-            update,
-            "#hop = :hop AND #checkpoints = :seen AND #status = :was",
-            names,
-            values,
-        )
+            kept = number(state.counts.deleted)
+            values |= {":start": string(cursor_text(None)), ":kept": kept, ":zero": number(0)}
+        condition = "#hop = :hop AND #checkpoints = :seen AND #status = :was"
+        part = segment_part(state.segment)
+        return {
+            "Update": self._update_request(state.run_id, part, update, condition, values, names)
+        }
 
-    def _reopen_run(self, run_id: str) -> TransactWriteItemTypeDef:
+    def _reopen_run(self, run_id: str) -> dict[str, Any]:
         """The run's half: running again, its done segment uncounted, its totals gone."""
-        return self._update_request(
-            run_id,
-            RUN_PART,
-            "SET #status = :running REMOVE totals, finished_at ADD segments_done :minus_one",
-            "attribute_exists(run_id)",
-            {"#status": "status"},
-            {":running": string("running"), ":minus_one": number(-1)},
-        )
+        update = "SET #status = :running REMOVE totals, finished_at ADD segments_done :minus_one"
+        values = {":running": string("running"), ":minus_one": number(-1)}
+        condition = "attribute_exists(run_id)"
+        return {"Update": self._update_request(run_id, RUN_PART, update, condition, values)}
 
     def requeue_intents(self, run_id: str) -> dict[int, dict[str, Any]]:
         """Requeues of ``run_id`` not yet confirmed sent: segment -> nonce, hop,

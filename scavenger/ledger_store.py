@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from scavenger.errors import ConditionFailed, RetryableError, Unprocessed
 from scavenger.message import Key, cursor_to_json
@@ -93,22 +93,7 @@ class LedgerStore:
     def _update_key(
         self, run_id: str, part: str, update: str, condition: str, values: dict[str, Any]
     ) -> bool:
-        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
-        try:
-            self._call(
-                "UpdateItem",
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key=key(run_id, part),
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                ),
-            )
-        except ConditionFailed:
-            return False
-        return True
+        return self._apply(self._update_request(run_id, part, update, condition, values))
 
     def _update_request(
         self,
@@ -116,26 +101,36 @@ class LedgerStore:
         part: str,
         update: str,
         condition: str,
-        names: dict[str, str],
         values: dict[str, Any],
-    ) -> TransactWriteItemTypeDef:
-        """One conditional update of a transaction (``_transact``)."""
+        extra_names: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """An UpdateItem's arguments (or a transaction's Update), with the NAMES it uses
+        and ``extra_names``."""
+        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
         return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": key(run_id, part),
-                "UpdateExpression": update,
-                "ConditionExpression": condition,
-                "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": values,
-            }
+            "TableName": self.table_name,
+            "Key": key(run_id, part),
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names | (extra_names or {}),
+            "ExpressionAttributeValues": values,
         }
 
-    def _transact(self, items: list[TransactWriteItemTypeDef]) -> bool:
+    def _apply(self, request: dict[str, Any]) -> bool:
+        """Run a conditional UpdateItem; False if its condition failed."""
+        try:
+            self._call("UpdateItem", lambda: self.client.update_item(**request))
+        except ConditionFailed:
+            return False
+        return True
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
         """One TransactWriteItems; False if a condition failed (nothing was written)."""
+        transaction = cast("list[TransactWriteItemTypeDef]", items)
         try:
             self._call(
-                "TransactWriteItems", lambda: self.client.transact_write_items(TransactItems=items)
+                "TransactWriteItems",
+                lambda: self.client.transact_write_items(TransactItems=transaction),
             )
         except ConditionFailed:
             return False
