@@ -40,17 +40,10 @@ class Budget:
 
 
 def run_item(run_id: str, created_at: str) -> dict[str, Any]:
-    return {
-        "run_id": {"S": run_id},
-        "part": {"S": "RUN"},
-        "sweep": {"S": "sweep"},
-        "table": {"S": "Workers"},
-        "total_segments": {"N": "2"},
-        "cutoff": {"S": "2026-11-21T02:00:00Z"},
-        "dry_run": {"BOOL": False},
-        "created_at": {"S": created_at},
-        "status": {"S": "running"},
-    }
+    strings = {"run_id": run_id, "part": "RUN", "sweep": "sweep", "table": "Workers"}
+    strings |= {"cutoff": "2026-11-21T02:00:00Z", "created_at": created_at, "status": "running"}
+    item: dict[str, Any] = {name: {"S": value} for name, value in strings.items()}
+    return item | {"total_segments": {"N": "2"}, "dry_run": {"BOOL": False}}
 
 
 def done_segment(deleted: int) -> dict[str, Any]:
