@@ -22,7 +22,7 @@ from scavenger.plan import plan_shard
 from scavenger.queue import SegmentQueue
 from scavenger.retry import Budget, Deadline, RecordBudget, RetryPolicy, TimeShares
 from scavenger.runtime import Runtime
-from scavenger.sweep import sweep_message
+from scavenger.sweep_message import control_floor, sweep_message
 
 
 def handle(event: dict[str, Any], context: Any, runtime: Runtime) -> dict[str, Any]:
@@ -78,7 +78,8 @@ def _record_failure(
     runtime: Runtime, message: SegmentMessage, exc: Exception, deadline: Budget
 ) -> None:
     """Best effort: note the error on the segment item; the record fails either way."""
-    retry = RetryPolicy(deadline, max_attempts=3, sleep=runtime.sleep)
+    floor = control_floor(runtime.settings.safety_margin_seconds)
+    retry = RetryPolicy(deadline, floor_seconds=floor, max_attempts=3, sleep=runtime.sleep)
     ledger = Ledger(runtime.dynamodb, runtime.settings.ledger_table, retry)
     try:
         ledger.record_failure(message.run_id, message.segment, f"{type(exc).__name__}: {exc}")
@@ -90,8 +91,9 @@ def _plan_shard(shard: PlanShardMessage, runtime: Runtime, deadline: RecordBudge
     """A large run's share of fan-out (scavenger.plan.plan_shard); a failure fails the
     record and its redelivery finishes the shard."""
     logger.append_keys(run_id=shard.run_id, sweep=shard.sweep, segment=shard.first)
-    retry = RetryPolicy(deadline, sleep=runtime.sleep)
     settings = runtime.settings
+    floor = control_floor(settings.safety_margin_seconds)
+    retry = RetryPolicy(deadline, floor_seconds=floor, sleep=runtime.sleep)
     sent = plan_shard(
         shard,
         Ledger(runtime.dynamodb, settings.ledger_table, retry),

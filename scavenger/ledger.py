@@ -8,15 +8,22 @@ once even when two workers hold the same segment.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import time
-from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scavenger.errors import ConditionFailed, FatalError, RetryableError, Unprocessed
-from scavenger.message import Key, cursor_to_json
+from scavenger.errors import ConditionFailed, FatalError
+from scavenger.ledger_planning import PlanningLedger
+from scavenger.ledger_requeue import RequeueLedger
+from scavenger.ledger_store import (
+    RUN_PART,
+    LedgerStore,
+    key,
+    now_iso,
+    segment_part,
+)
+from scavenger.ledger_store import cursor_text as _cursor_text
+from scavenger.ledger_store import number as _n
+from scavenger.ledger_store import string as _s
+from scavenger.message import Key
 from scavenger.observability import logger
 from scavenger.records import (
     COUNTERS,
@@ -27,48 +34,16 @@ from scavenger.records import (
     RunRecord,
     SegmentState,
 )
-from scavenger.retry import NoDeadline, RetryPolicy
-from scavenger.schema import LEDGER_RETENTION_SECONDS, TTL_ATTRIBUTE
+from scavenger.retry import RetryPolicy
 
-RUN_PART = "RUN"
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = ["RUN_PART", "Ledger", "now_iso", "segment_part"]
+
 SWEEP_PART = "SWEEP"
-SHARD_PREFIX = "SHARD#"
-RETENTION_SECONDS = LEDGER_RETENTION_SECONDS
 # How an engine without transactions answers TransactWriteItems (dynalite).
 NO_TRANSACTIONS = "UnknownOperationException"
-
-NAMES = {
-    "#status": "status",
-    "#cursor": "cursor",
-    "#hop": "hop",
-    "#checkpoints": "checkpoints",
-    "#updated_at": "updated_at",
-    "#last_error": "last_error",
-}
-
-
-def segment_part(segment: int) -> str:
-    return f"{SEGMENT_PREFIX}{segment:05d}"
-
-
-def shard_part(first: int) -> str:
-    return f"{SHARD_PREFIX}{first:07d}"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _n(value: int | float) -> dict[str, str]:
-    return {"N": str(value)}
-
-
-def _s(value: str) -> dict[str, str]:
-    return {"S": value}
-
-
-def _cursor_text(cursor: Key | None) -> str:
-    return json.dumps(cursor_to_json(cursor), sort_keys=True, separators=(",", ":"))
 
 
 def _increments(counts: Counts) -> tuple[str, dict[str, Any], dict[str, str]]:
@@ -89,185 +64,19 @@ def _increments(counts: Counts) -> tuple[str, dict[str, Any], dict[str, str]]:
     return ", ".join(terms), values, names
 
 
-class Ledger:
-    """Ledger reads and compare-and-set writes over an injected DynamoDB client."""
+class Ledger(LedgerStore):
+    """Ledger reads and compare-and-set writes over an injected DynamoDB client.
 
-    def __init__(self, client: Any, table_name: str, retry: RetryPolicy | None = None):
-        self.client = client
-        self.table_name = table_name
-        self.retry = retry or RetryPolicy(NoDeadline())
+    ``planning`` holds the planner's writes and ``requeues`` the operator's, over the
+    same client, table and retry policy.
+    """
+
+    def __init__(self, client: DynamoDBClient, table_name: str, retry: RetryPolicy | None = None):
+        super().__init__(client, table_name, retry)
+        self.planning = PlanningLedger(client, table_name, self.retry)
+        self.requeues = RequeueLedger(client, table_name, self.retry)
 
     # -- runs -------------------------------------------------------------------------
-
-    def create_run(self, run: RunRecord, shards: Sequence[tuple[int, int]] = ()) -> None:
-        """Write one pending item per segment, then the run item (before any message).
-
-        A planner that dies part-way leaves no run item, so the sweep is not blocked.
-        With ``shards`` (first segment, count), one pending item per shard instead:
-        each shard's planner writes its segments (create_segments).
-        """
-        expires = _n(int(time.time()) + RETENTION_SECONDS)
-        run_item = {
-            "run_id": _s(run.run_id),
-            "part": _s(RUN_PART),
-            "sweep": _s(run.sweep),
-            "table": _s(run.table),
-            "total_segments": _n(run.total_segments),
-            "cutoff": _s(run.cutoff),
-            "dry_run": {"BOOL": run.dry_run},
-            "created_at": _s(run.created_at),
-            "status": _s(run.status),
-            TTL_ATTRIBUTE: expires,
-        }
-        if shards:
-            self._batch_put(
-                self._shard_item(run.run_id, first, count, expires) for first, count in shards
-            )
-        else:
-            self._batch_put(
-                self._segment_item(run.run_id, segment, expires)
-                for segment in range(run.total_segments)
-            )
-        # Run ids are new and random: if the item is there already, an earlier attempt
-        # of this very call succeeded before its response was lost.
-        with contextlib.suppress(ConditionFailed):
-            self._call(
-                "PutItem",
-                lambda: self.client.put_item(
-                    TableName=self.table_name,
-                    Item=run_item,
-                    ConditionExpression="attribute_not_exists(run_id)",
-                ),
-            )
-
-    def _segment_item(self, run_id: str, segment: int, expires: dict[str, str]) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "run_id": _s(run_id),
-            "part": _s(segment_part(segment)),
-            "status": _s("pending"),
-            "hop": _n(0),
-            "cursor": _s(_cursor_text(None)),
-            "checkpoints": _n(0),
-            "updated_at": _s(now_iso()),
-            TTL_ATTRIBUTE: expires,
-        }
-        item.update({name: _n(0) for name in Counts().as_dict()})
-        return item
-
-    def _shard_item(
-        self, run_id: str, first: int, count: int, expires: dict[str, str]
-    ) -> dict[str, Any]:
-        return {
-            "run_id": _s(run_id),
-            "part": _s(shard_part(first)),
-            "status": _s("pending"),
-            "first": _n(first),
-            "count": _n(count),
-            "updated_at": _s(now_iso()),
-            TTL_ATTRIBUTE: expires,
-        }
-
-    # -- sharded planning -------------------------------------------------------------
-
-    def pending_shards(self, run_id: str) -> list[tuple[int, int, str]]:
-        """The run's shards whose segments are not all written and sent yet:
-        (first, count, updated_at)."""
-        shards: list[tuple[int, int, str]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "ConsistentRead": True,
-            "KeyConditionExpression": "run_id = :run AND begins_with(part, :shard)",
-            "FilterExpression": "#status = :pending",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {
-                ":run": _s(run_id),
-                ":shard": _s(SHARD_PREFIX),
-                ":pending": _s("pending"),
-            },
-        }
-        while True:
-            page = self._call("Query", lambda: self.client.query(**kwargs))
-            shards.extend(
-                (int(item["first"]["N"]), int(item["count"]["N"]), item["updated_at"]["S"])
-                for item in page.get("Items", [])
-            )
-            if "LastEvaluatedKey" not in page:
-                return shards
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def mark_shard_planned(self, run_id: str, first: int) -> None:
-        """Every segment of the shard is written and its message sent."""
-        self._update_key(
-            run_id,
-            shard_part(first),
-            "SET #status = :planned, #updated_at = :now",
-            "attribute_exists(run_id)",
-            {":planned": _s("planned"), ":now": _s(now_iso())},
-        )
-
-    def unplanned_segments(self, run_id: str, segments: range) -> tuple[list[int], list[int]]:
-        """Of ``segments``: those with no ledger item yet, and those still pending at
-        hop 0 (written, their first message maybe not sent)."""
-        found: dict[int, dict[str, Any]] = {}
-        keys = [{"run_id": _s(run_id), "part": _s(segment_part(n))} for n in segments]
-        for start in range(0, len(keys), 100):
-            request: dict[str, Any] = {
-                self.table_name: {
-                    "Keys": keys[start : start + 100],
-                    "ConsistentRead": True,
-                    "ProjectionExpression": "part, #status, #hop",
-                    "ExpressionAttributeNames": {"#status": "status", "#hop": "hop"},
-                }
-            }
-
-            def read(request: dict[str, Any] = request) -> None:
-                response = self._call(
-                    "BatchGetItem", lambda: self.client.batch_get_item(RequestItems=request)
-                )
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    found[int(item["part"]["S"].removeprefix(SEGMENT_PREFIX))] = item
-                request.clear()
-                request.update(response.get("UnprocessedKeys") or {})
-                if request:
-                    raise Unprocessed(f"ledger {self.table_name}: batch get left unprocessed keys")
-
-            self.retry.for_unprocessed(20).call(read, "ledger.BatchGetItem.unprocessed")
-        missing = [n for n in segments if n not in found]
-        unstarted = [
-            n
-            for n, item in found.items()
-            if item["status"]["S"] == "pending" and item["hop"]["N"] == "0"
-        ]
-        return missing, sorted(unstarted)
-
-    def create_segments(self, run_id: str, segments: Sequence[int]) -> None:
-        """Write pending items for ``segments`` (a shard's planner, before their messages)."""
-        expires = _n(int(time.time()) + RETENTION_SECONDS)
-        self._batch_put(self._segment_item(run_id, segment, expires) for segment in segments)
-
-    def _batch_put(self, items: Iterator[dict[str, Any]]) -> None:
-        batch: list[dict[str, Any]] = []
-        for item in items:
-            batch.append({"PutRequest": {"Item": item}})
-            if len(batch) == 25:
-                self._write_batch(batch)
-                batch = []
-        if batch:
-            self._write_batch(batch)
-
-    def _write_batch(self, requests: list[dict[str, Any]]) -> None:
-        pending = {self.table_name: requests}
-
-        def write() -> None:
-            nonlocal pending
-            response = self._call(
-                "BatchWriteItem", lambda: self.client.batch_write_item(RequestItems=pending)
-            )
-            pending = response.get("UnprocessedItems") or {}
-            if pending:
-                raise Unprocessed(f"ledger {self.table_name}: batch write left unprocessed items")
-
-        self.retry.for_unprocessed(20).call(write, "ledger.BatchWriteItem.unprocessed")
 
     def get_run(self, run_id: str) -> RunRecord | None:
         item = self._get(run_id, RUN_PART)
@@ -275,18 +84,16 @@ class Ledger:
 
     def list_runs(self) -> list[RunRecord]:
         """Every run in the ledger (it keeps 30 days), newest first."""
-        runs: list[RunRecord] = []
-        kwargs: dict[str, Any] = {
+        request: dict[str, Any] = {
             "TableName": self.table_name,
             "FilterExpression": "part = :run",
             "ExpressionAttributeValues": {":run": _s(RUN_PART)},
         }
-        while True:
-            page = self._call("Scan", lambda: self.client.scan(**kwargs))
-            runs.extend(RunRecord.from_item(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        runs = [
+            RunRecord.from_item(item)
+            for page in self._pages("Scan", request)
+            for item in page.get("Items", [])
+        ]
         return sorted(runs, key=lambda run: run.created_at, reverse=True)
 
     def latest_run_id(self, sweep: str) -> str | None:
@@ -296,23 +103,22 @@ class Ledger:
     def point_sweep_at(self, sweep: str, run_id: str, previous: str | None) -> bool:
         """Make ``run_id`` the sweep's latest run, if nobody else did since ``previous``."""
         condition = "attribute_not_exists(run_id)"
-        values: dict[str, Any] = {}
+        options: dict[str, Any] = {}
         if previous is not None:
             condition = "latest_run_id = :previous"
-            values[":previous"] = _s(previous)
+            options["ExpressionAttributeValues"] = {":previous": _s(previous)}
         try:
             self._call(
                 "PutItem",
                 lambda: self.client.put_item(
                     TableName=self.table_name,
                     Item={
-                        "run_id": _s(f"SWEEP#{sweep}"),
-                        "part": _s(SWEEP_PART),
+                        **key(f"SWEEP#{sweep}", SWEEP_PART),
                         "latest_run_id": _s(run_id),
                         "updated_at": _s(now_iso()),
                     },
                     ConditionExpression=condition,
-                    **({"ExpressionAttributeValues": values} if values else {}),
+                    **options,
                 ),
             )
         except ConditionFailed:
@@ -326,19 +132,17 @@ class Ledger:
         return SegmentState.from_item(item) if item else None
 
     def list_segments(self, run_id: str) -> list[SegmentState]:
-        segments: list[SegmentState] = []
-        kwargs: dict[str, Any] = {
+        request: dict[str, Any] = {
             "TableName": self.table_name,
             "ConsistentRead": True,
             "KeyConditionExpression": "run_id = :run AND begins_with(part, :seg)",
             "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
         }
-        while True:
-            page = self._call("Query", lambda: self.client.query(**kwargs))
-            segments.extend(SegmentState.from_item(item) for item in page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return segments
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return [
+            SegmentState.from_item(item)
+            for page in self._pages("Query", request)
+            for item in page.get("Items", [])
+        ]
 
     def raise_hop(self, run_id: str, segment: int, hop: int) -> bool:
         """Accept a continuation whose hop bump was lost: hop := ``hop`` if it is lower."""
@@ -373,28 +177,6 @@ class Ledger:
         by the item holding exactly what it wrote, and is not mistaken for another
         worker's: that would acknowledge the message and leave the segment with none.
         """
-        written = self._checkpoint(run_id, segment, hop, checkpoints, cursor, counts, done)
-        if written:
-            return True
-        state = self.get_segment(run_id, segment)
-        return (
-            state is not None
-            and state.hop == hop
-            and state.checkpoints == checkpoints + 1
-            and state.status == ("done" if done else "running")
-            and _cursor_text(state.cursor) == _cursor_text(cursor)
-        )
-
-    def _checkpoint(
-        self,
-        run_id: str,
-        segment: int,
-        hop: int,
-        checkpoints: int,
-        cursor: Key | None,
-        counts: Counts,
-        done: bool,
-    ) -> bool:
         increments, values, names = _increments(counts)
         values |= {
             ":hop": _n(hop),
@@ -414,7 +196,17 @@ class Ledger:
             values,
             names,
         )
-        return self._update_counting_done(run_id, request) if done else self._apply(request)
+        written = self._update_counting_done(run_id, request) if done else self._apply(request)
+        if written:
+            return True
+        state = self.get_segment(run_id, segment)
+        return (
+            state is not None
+            and state.hop == hop
+            and state.checkpoints == checkpoints + 1
+            and state.status == ("done" if done else "running")
+            and _cursor_text(state.cursor) == _cursor_text(cursor)
+        )
 
     def advance_hop(self, run_id: str, segment: int, hop: int, usage: Counts) -> bool:
         """After sending the continuation: hop := hop + 1, if it is still ``hop``.
@@ -457,27 +249,8 @@ class Ledger:
     ) -> tuple[SegmentState | None, RunRecord | None]:
         """The segment and its run in one consistent BatchGetItem: what a worker's claim
         reads, so it sees a halted run at no extra round trip."""
-        keys = [
-            {"run_id": _s(run_id), "part": _s(segment_part(segment))},
-            {"run_id": _s(run_id), "part": _s(RUN_PART)},
-        ]
-        found: dict[str, dict[str, Any]] = {}
-
-        def read() -> None:
-            nonlocal keys
-            response = self._call(
-                "BatchGetItem",
-                lambda wanted=keys: self.client.batch_get_item(
-                    RequestItems={self.table_name: {"Keys": wanted, "ConsistentRead": True}}
-                ),
-            )
-            for item in response.get("Responses", {}).get(self.table_name, []):
-                found[item["part"]["S"]] = item
-            keys = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
-            if keys:
-                raise Unprocessed(f"ledger {self.table_name}: batch get left unprocessed keys")
-
-        self.retry.for_unprocessed(10).call(read, "ledger.BatchGetItem.unprocessed")
+        keys = [key(run_id, segment_part(segment)), key(run_id, RUN_PART)]
+        found = {item["part"]["S"]: item for item in self._batch_get(keys, 10)}
         state = found.get(segment_part(segment))
         run = found.get(RUN_PART)
         return (
@@ -548,16 +321,11 @@ class Ledger:
             },
         ]
         try:
-            self._call(
-                "TransactWriteItems", lambda: self.client.transact_write_items(TransactItems=items)
-            )
-        except ConditionFailed:
-            return False
+            return self._transact(items)
         except FatalError as exc:
             if not str(exc).startswith(NO_TRANSACTIONS):
                 raise
             return self._update_then_count_done(run_id, segment_update)
-        return True
 
     def _update_then_count_done(self, run_id: str, segment_update: dict[str, Any]) -> bool:
         """For an engine without transactions (dynalite, a local emulator only): the same
@@ -624,214 +392,18 @@ class Ledger:
             "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
         }
         done, totals = 0, Counts()
-        while True:
-            page = self._call("Query", lambda: self.client.query(**kwargs))
+        out_of_time = f"out of time summing run {run_id}: its redelivery sums it"
+        for page in self._pages("Query", kwargs, out_of_time=out_of_time):
             for item in page.get("Items", []):
                 if item["status"]["S"] != "done":
                     return -1, Counts()
                 done += 1
                 totals = totals + Counts.from_item(item)
-            if "LastEvaluatedKey" not in page:
-                return done, totals
-            if self.retry.budget.remaining_seconds() <= self.retry.floor_seconds:
-                raise RetryableError(f"out of time summing run {run_id}: its redelivery sums it")
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return done, totals
 
     # -- plumbing ---------------------------------------------------------------------
-
-    def _get(self, run_id: str, part: str) -> dict[str, Any] | None:
-        response = self._call(
-            "GetItem",
-            lambda: self.client.get_item(
-                TableName=self.table_name,
-                Key={"run_id": _s(run_id), "part": _s(part)},
-                ConsistentRead=True,
-            ),
-        )
-        item: dict[str, Any] | None = response.get("Item")
-        return item
 
     def _update(
         self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
     ) -> bool:
         return self._update_key(run_id, segment_part(segment), update, condition, values)
-
-    def _update_key(
-        self, run_id: str, part: str, update: str, condition: str, values: dict[str, Any]
-    ) -> bool:
-        return self._apply(self._update_request(run_id, part, update, condition, values))
-
-    def _update_request(
-        self,
-        run_id: str,
-        part: str,
-        update: str,
-        condition: str,
-        values: dict[str, Any],
-        extra_names: dict[str, str] | None = None,
-    ) -> dict[str, Any]:
-        """An UpdateItem's arguments, with the NAMES it uses and ``extra_names``."""
-        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
-        return {
-            "TableName": self.table_name,
-            "Key": {"run_id": _s(run_id), "part": _s(part)},
-            "UpdateExpression": update,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names | (extra_names or {}),
-            "ExpressionAttributeValues": values,
-        }
-
-    def _apply(self, request: dict[str, Any]) -> bool:
-        """Run a conditional UpdateItem; False if its condition failed."""
-        try:
-            self._call("UpdateItem", lambda: self.client.update_item(**request))
-        except ConditionFailed:
-            return False
-        return True
-
-    def _call(self, what: str, operation: Any) -> Any:
-        return self.retry.call(operation, f"ledger.{what}")
-
-    # -- operator requeue (scavenger requeue) -----------------------------------------
-
-    def requeue_segment(
-        self,
-        state: SegmentState,
-        *,
-        new_hop: int,
-        nonce: str,
-        from_start: bool,
-        reopen_run: bool,
-    ) -> bool:
-        """Operator requeue, written before its message is sent, as one transaction.
-
-        The segment moves to ``new_hop`` (older messages become stale) and pending,
-        with the intent kept in ``requeue`` until ``confirm_requeue``: a requeue cut
-        short before its send is found and finished by running it again. From the
-        start, the cursor goes back to the start and the item counters keep only
-        what was deleted (deleted items never reappear in a rescan; everything else
-        is counted again); effort counters (throttled, units, messages, time) stay.
-        ``reopen_run`` takes a done segment out of the run's count of done segments
-        (the segment's condition holds it done, so it was counted) and sets the run
-        running again. False if the segment moved since ``state`` was read.
-        """
-        now = now_iso()
-        names = {
-            "#status": "status",
-            "#hop": "hop",
-            "#checkpoints": "checkpoints",
-            "#updated_at": "updated_at",
-            "#requeue": "requeue",
-        }
-        values: dict[str, Any] = {
-            ":hop": _n(state.hop),
-            ":seen": _n(state.checkpoints),
-            ":was": _s(state.status),
-            ":next": _n(new_hop),
-            ":pending": _s("pending"),
-            ":now": _s(now),
-            ":intent": {
-                "M": {
-                    "nonce": _s(nonce),
-                    "hop": _n(new_hop),
-                    "from_start": {"BOOL": from_start},
-                    "requested_at": _s(now),
-                }
-            },
-        }
-        update = "SET #hop = :next, #status = :pending, #updated_at = :now, #requeue = :intent"
-        if from_start:
-            names |= {"#cursor": "cursor", "#scanned": "scanned", "#expired": "expired"}
-            names |= {"#skipped": "skipped", "#unparseable": "unparseable"}
-            kept = state.counts.deleted
-            update += (
-                ", #cursor = :start, #scanned = :kept, #expired = :kept,"
-                " #skipped = :zero, #unparseable = :zero"
-            )
-            values |= {":start": _s(_cursor_text(None)), ":kept": _n(kept), ":zero": _n(0)}
-        items: list[dict[str, Any]] = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"run_id": _s(state.run_id), "part": _s(segment_part(state.segment))},
-                    "UpdateExpression": update,
-                    "ConditionExpression": (
-                        "#hop = :hop AND #checkpoints = :seen AND #status = :was"
-                    ),
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
-            }
-        ]
-        if reopen_run:
-            items.append(
-                {
-                    "Update": {
-                        "TableName": self.table_name,
-                        "Key": {"run_id": _s(state.run_id), "part": _s(RUN_PART)},
-                        "UpdateExpression": (
-                            "SET #status = :running REMOVE totals, finished_at "
-                            "ADD segments_done :minus_one"
-                        ),
-                        "ConditionExpression": "attribute_exists(run_id)",
-                        "ExpressionAttributeNames": {"#status": "status"},
-                        "ExpressionAttributeValues": {
-                            ":running": _s("running"),
-                            ":minus_one": _n(-1),
-                        },
-                    }
-                }
-            )
-
-        try:
-            self._call(
-                "TransactWriteItems", lambda: self.client.transact_write_items(TransactItems=items)
-            )
-        except ConditionFailed:
-            return False
-        return True
-
-    def requeue_intents(self, run_id: str) -> dict[int, dict[str, Any]]:
-        """Requeues of ``run_id`` not yet confirmed sent: segment -> nonce, hop,
-        from_start, requested_at."""
-        intents: dict[int, dict[str, Any]] = {}
-        kwargs: dict[str, Any] = {
-            "TableName": self.table_name,
-            "ConsistentRead": True,
-            "KeyConditionExpression": "run_id = :run AND begins_with(part, :seg)",
-            "FilterExpression": "attribute_exists(#requeue)",
-            "ProjectionExpression": "part, #requeue",
-            "ExpressionAttributeNames": {"#requeue": "requeue"},
-            "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
-        }
-        while True:
-            page = self._call("Query", lambda: self.client.query(**kwargs))
-            for item in page.get("Items", []):
-                intent = item["requeue"]["M"]
-                intents[int(item["part"]["S"].removeprefix(SEGMENT_PREFIX))] = {
-                    "nonce": intent["nonce"]["S"],
-                    "hop": int(intent["hop"]["N"]),
-                    "from_start": intent["from_start"]["BOOL"],
-                    "requested_at": intent["requested_at"]["S"],
-                }
-            if "LastEvaluatedKey" not in page:
-                return intents
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def confirm_requeue(self, run_id: str, segment: int, nonce: str) -> bool:
-        """The requeue's message is on the queue: drop its intent, if it is still this one."""
-        try:
-            self._call(
-                "UpdateItem",
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"run_id": _s(run_id), "part": _s(segment_part(segment))},
-                    UpdateExpression="REMOVE #requeue",
-                    ConditionExpression="#requeue.#nonce = :nonce",
-                    ExpressionAttributeNames={"#requeue": "requeue", "#nonce": "nonce"},
-                    ExpressionAttributeValues={":nonce": _s(nonce)},
-                ),
-            )
-        except ConditionFailed:
-            return False
-        return True

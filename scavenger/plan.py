@@ -254,7 +254,7 @@ class Planner:
             created_at=format_instant(now),
         )
         shards = self._shards(total)
-        self.ledger.create_run(run, shards)
+        self.ledger.planning.create_run(run, shards)
         messages: list[Outgoing] = []
         if shards:
             messages = [shard_message(run, first, count) for first, count in shards]
@@ -327,7 +327,7 @@ class Planner:
         stale_before = self.clock().astimezone(UTC) - RESEND_SHARDS_AFTER
         lost = [
             (first, count)
-            for first, count, updated_at in self.ledger.pending_shards(run.run_id)
+            for first, count, updated_at in self.ledger.planning.pending_shards(run.run_id)
             if parse_instant(updated_at) < stale_before
         ]
         if lost:
@@ -407,11 +407,11 @@ def plan_shard(message: PlanShardMessage, ledger: Ledger, queue: SegmentQueue) -
     twice is absorbed by its deduplication id or by the ledger's hop check."""
     if ledger.get_run(message.run_id) is None:
         raise FatalError(f"run {message.run_id} of plan shard {message.first} is not in the ledger")
-    missing, unstarted = ledger.unplanned_segments(message.run_id, message.segments())
-    ledger.create_segments(message.run_id, missing)
+    missing, unstarted = ledger.planning.unplanned_segments(message.run_id, message.segments())
+    ledger.planning.create_segments(message.run_id, missing)
     to_send = sorted(missing + unstarted)
     queue.send_all([message.segment_message(segment) for segment in to_send])
-    ledger.mark_shard_planned(message.run_id, message.first)
+    ledger.planning.mark_shard_planned(message.run_id, message.first)
     return len(to_send)
 
 

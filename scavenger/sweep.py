@@ -12,23 +12,20 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from scavenger.config import Sweep
-from scavenger.errors import FatalError, RetryableError, SystemicError, systemic
+from scavenger.errors import FatalError, RetryableError, SystemicError
 from scavenger.events import RunReporter
-from scavenger.expiry import Age, AgeRule, Expressions
-from scavenger.ledger import Ledger, now_iso
+from scavenger.expiry import Age, AgeRule
+from scavenger.ledger import Ledger
 from scavenger.message import Key, SegmentMessage
 from scavenger.observability import logger
 from scavenger.pacing import Pacing, WritePacer
 from scavenger.queue import SegmentQueue
 from scavenger.records import Counts, Halt, SegmentState
-from scavenger.retry import Budget, RetryPolicy
-from scavenger.runtime import Runtime
+from scavenger.retry import Budget
 from scavenger.table import MAX_STATEMENTS, Deleted, Meter, SweptTable
-
-T = TypeVar("T")
 
 # How many times a delete whose condition failed is tried again on an item that
 # was rewritten and is still expired (a writer that keeps rewriting it wins).
@@ -154,7 +151,11 @@ class SegmentSweeper:
                     return SweepResult(Outcome.SUPERSEDED, self.counts, "checkpoint lost")
                 return self._continue(cursor)
             tally = Tally(scanned=page.scanned)
-            finished_page = self._sweep_page(page.items, rule, pacer, tally)
+            try:
+                finished_page = self._sweep_page(page.items, rule, pacer, tally)
+            except SystemicError:
+                self._count_halted_page(checkpoints, cursor, tally, before)
+                raise
             tally.usage = self.meter.since(before)
             if not finished_page:
                 if not self._checkpoint(checkpoints, cursor, tally.only_deletions(), False):
@@ -347,6 +348,15 @@ class SegmentSweeper:
             self.counts = self.counts + counts
         return ok
 
+    def _count_halted_page(
+        self, checkpoints: int, cursor: Key | None, tally: Tally, before: Meter
+    ) -> None:
+        """The run halts in the middle of a page: what the page deleted is gone from any
+        rescan, so it is checkpointed now, as for a page cut short by time, and the page
+        is swept again from its start on resume. Lost to another worker: nothing to add."""
+        tally.usage = self.meter.since(before)
+        self._checkpoint(checkpoints, cursor, tally.only_deletions(), False)
+
     def _continue(self, cursor: Key | None) -> SweepResult:
         """Send the continuation first, then raise the hop; a crash between is harmless."""
         if self.message.hop + 1 > self.max_hops:
@@ -382,52 +392,6 @@ class SegmentSweeper:
             self.reporter.run_closed(self.message.run_id)
 
 
-class SweptTableRetry(RetryPolicy):
-    """The retry policy of one swept table's calls: a fatal error that every segment
-    would meet too is raised as SystemicError, naming the call and the table."""
-
-    def __init__(self, table: str, budget: Budget, **options: Any):
-        super().__init__(budget, **options)
-        self.table = table
-
-    def call(self, operation: Callable[[], T], what: str) -> T:
-        try:
-            return super().call(operation, what)
-        except FatalError as exc:
-            found = systemic(exc, what, self.table)
-            if found is None:
-                raise
-            raise found from exc
-
-
-def halt_run(
-    ledger: Ledger,
-    message: SegmentMessage,
-    error: SystemicError,
-    reporter: RunReporter | None = None,
-) -> SweepResult:
-    """Halt the run on ``error`` (the first halter's error is kept), then this segment.
-
-    The run goes first: a crash in between leaves a redelivery that finds the run
-    halted and halts the segment. Ledger errors propagate: the record then fails and
-    comes back, as for any other failure.
-    """
-    halt = Halt(
-        call=error.call,
-        resource=error.resource,
-        code=error.code,
-        message=error.message,
-        segment=message.segment,
-        at=now_iso(),
-    )
-    first = ledger.halt_run(message.run_id, halt)
-    logger.error(
-        "run halted" if first else "systemic error in a run that is no longer running",
-        extra={"call": error.call, "resource": error.resource, "error": str(error)},
-    )
-    return halt_segment(ledger, message, str(error), reporter if first else None)
-
-
 def halt_segment(
     ledger: Ledger, message: SegmentMessage, error: str, reporter: RunReporter | None = None
 ) -> SweepResult:
@@ -439,59 +403,3 @@ def halt_segment(
     if ledger.halt_segment(message.run_id, message.segment, message.hop, f"halted: {error}"):
         return SweepResult(Outcome.HALTED, reason=error)
     return SweepResult(Outcome.DROPPED, reason="halted run: segment done or held by a later hop")
-
-
-def sweep_message(message: SegmentMessage, runtime: Runtime, deadline: Budget) -> SweepResult:
-    """Wire the adapters for one message and sweep it; halt the run on a systemic error."""
-    settings = runtime.settings
-    sweep = runtime.sweep(message.sweep)
-    if sweep.table != message.table:
-        raise FatalError(f"message table {message.table!r} is not sweep's table {sweep.table!r}")
-    margin = settings.safety_margin_seconds
-    meter = Meter()
-    # Data-plane calls give up while there is still time to checkpoint and continue;
-    # ledger and queue calls may use that reserve.
-    data_retry = SweptTableRetry(
-        message.table,
-        deadline,
-        floor_seconds=margin,
-        sleep=runtime.sleep,
-        on_retry=meter.count_retry,
-    )
-    control_retry = RetryPolicy(deadline, floor_seconds=margin / 10, sleep=runtime.sleep)
-    ledger = Ledger(runtime.dynamodb, settings.ledger_table, control_retry)
-    reporter = None
-    if settings.event_bus and runtime.events is not None:
-        reporter = RunReporter(runtime.events, settings.event_bus, ledger)
-    if not runtime.knows_keys(message.table):
-        # The key lookup below is a call to the swept table, made before the claim:
-        # in a halted run, a cold container stops here without making it.
-        run = ledger.get_run(message.run_id)
-        if run is not None and run.halt is not None:
-            halter = reporter if run.halt.segment == message.segment else None
-            return halt_segment(ledger, message, run.halt.describe(), halter)
-    try:
-        lookup = SweptTableRetry(
-            message.table, deadline, floor_seconds=margin / 10, sleep=runtime.sleep
-        )
-        keys = runtime.key_attributes(message.table, lookup)
-        table = SweptTable(
-            runtime.dynamodb, message.table, keys, Expressions.build(sweep, keys), data_retry, meter
-        )
-        return SegmentSweeper(
-            message=message,
-            sweep=sweep,
-            ledger=ledger,
-            table=table,
-            queue=SegmentQueue(runtime.sqs, settings.queue_url, control_retry),
-            deadline=deadline,
-            meter=meter,
-            page_size=settings.page_size,
-            max_hops=settings.max_hops,
-            floor_seconds=margin,
-            sleep=runtime.sleep,
-            clock=runtime.clock,
-            reporter=reporter,
-        ).run()
-    except SystemicError as exc:
-        return halt_run(ledger, message, exc, reporter)

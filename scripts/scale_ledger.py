@@ -64,7 +64,7 @@ def segment_counts(segment: int, hop: int = 0) -> Counts:
 
 
 def reset_from_start(counts: Counts) -> Counts:
-    """What a from-start requeue leaves of a segment's counters (Ledger.requeue_segment)."""
+    """What a from-start requeue leaves of a segment's counters (RequeueLedger.requeue_segment)."""
     kept = counts.deleted
     return replace(counts, scanned=kept, expired=kept, skipped=0, unparseable=0)
 
@@ -115,7 +115,7 @@ def create_run(
     ledger: Ledger, run_id: str, segments: int, *, sweep: str = "scale", table: str = "Scale"
 ) -> None:
     """A run of ``segments`` segments, written as the planner writes it."""
-    ledger.create_run(
+    ledger.planning.create_run(
         RunRecord(
             run_id=run_id,
             sweep=sweep,
@@ -167,7 +167,7 @@ class Scenario:
 
     def requeue_from_start(self, state: SegmentState) -> None:
         """Mid-run, the operator sends the early segment again from the start."""
-        moved = self.ledger.requeue_segment(
+        moved = self.ledger.requeues.requeue_segment(
             state, new_hop=1, nonce="scale", from_start=True, reopen_run=True
         )
         assert moved, "requeue from the start did not apply"

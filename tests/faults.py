@@ -109,9 +109,9 @@ class StatementFaults:
 
 class RefuseTable:
     """Answers ``code`` to every data call on ``table`` (a role without its grants, a
-    table gone), as the service would, once ``after_scans`` Scans have gone through and
-    until ``refusing`` is set False (the fix); records each refused call as (operation,
-    segment or None)."""
+    table gone), as the service would, once ``after_scans`` Scans and ``after_deletes``
+    delete calls have gone through and until ``refusing`` is set False (the fix);
+    records each refused call as (operation, segment or None)."""
 
     OPERATIONS = ("Scan", "DeleteItem", "GetItem", "BatchExecuteStatement", "DescribeTable")
 
@@ -123,12 +123,14 @@ class RefuseTable:
         code: str = "AccessDeniedException",
         status: int = 400,
         after_scans: int = 0,
+        after_deletes: int = 0,
         operations: tuple[str, ...] = OPERATIONS,
     ):
         self.table = table
         self.code = code
         self.status = status
-        self.scans_left = after_scans
+        # Calls that go through before the refusals start: Scans, and deletes of either kind.
+        self.passes_left = {"Scan": after_scans, "delete": after_deletes}
         self.refusing = True
         self.refused: list[tuple[str, int | None]] = []
         for operation in operations:
@@ -146,9 +148,10 @@ class RefuseTable:
         body = json.loads(params["body"] or b"{}")
         if not self.refusing or not self._on_table(body):
             return None
-        if self.scans_left > 0:
-            if model.name == "Scan":
-                self.scans_left -= 1
+        kind = "delete" if model.name in ("DeleteItem", "BatchExecuteStatement") else model.name
+        if any(self.passes_left.values()):
+            if self.passes_left.get(kind, 0) > 0:
+                self.passes_left[kind] -= 1
             return None
         self.refused.append((model.name, body.get("Segment")))
         return error_response(self.code, self.status)

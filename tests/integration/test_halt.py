@@ -108,6 +108,28 @@ def test_wrong_permissions_halt_the_run_and_the_cli_shows_why_and_resumes_it(sta
     assert again.code == 2 and "is done and has no halted segment" in again.err
 
 
+def test_a_halt_in_the_middle_of_a_page_counts_the_deletes_it_made(stack, seeded, cli):
+    # One delete goes through, then the grant to delete is gone: the first page halts
+    # with part of its items deleted. They never come back in a rescan, so the ledger
+    # counts them at the halt, and the resumed run's totals are exact.
+    run_id = start_run()
+    refusal = RefuseTable(
+        aws.client("dynamodb"), TABLE, after_deletes=1, operations=("DeleteItem",)
+    )
+
+    assert work(stack).failures == 0
+
+    assert_halted(stack, run_id, "AccessDeniedException")
+    assert refusal.refused[0][0] == "DeleteItem"
+    gone = len(seeded.keys) - len(remaining_keys(stack.dynamodb, TABLE))
+    counted = sum(state.counts.deleted for state in ledger(stack).list_segments(run_id))
+    assert gone > 0 and counted == gone
+    refusal.refusing = False
+    assert cli("requeue", run_id, "--halted").code == 0
+    assert work(stack).failures == 0
+    assert_exact(stack, seeded, run_id)
+
+
 def test_a_missing_table_halts_the_run(stack, seeded):
     run_id = start_run()
     stack.dynamodb.delete_table(TableName=TABLE)

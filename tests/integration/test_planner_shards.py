@@ -59,7 +59,9 @@ def test_a_run_past_the_threshold_is_planned_in_shards_and_swept_exactly(stack, 
     assert result.started and (result.segments, result.shards) == (7, 3)
     ledger = Ledger(stack.dynamodb, LEDGER)
     assert ledger.list_segments(result.run_id) == []  # the shards write them
-    assert [(first, count) for first, count, _ in ledger.pending_shards(result.run_id)] == [
+    assert [
+        (first, count) for first, count, _ in ledger.planning.pending_shards(result.run_id)
+    ] == [
         (0, 3),
         (3, 3),
         (6, 1),
@@ -70,7 +72,7 @@ def test_a_run_past_the_threshold_is_planned_in_shards_and_swept_exactly(stack, 
     assert drained.failures == 0
     assert sorted(set(drained.groups))[:3] == ["sweep#0", "sweep#1", "sweep#2"]
     assert {"sweep#plan-0", "sweep#plan-3", "sweep#plan-6"} <= set(drained.groups)
-    assert ledger.pending_shards(result.run_id) == []
+    assert ledger.planning.pending_shards(result.run_id) == []
     run = ledger.get_run(result.run_id)
     assert (run.status, run.segments_done) == ("done", 7)
     assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
@@ -97,7 +99,7 @@ def test_a_shard_planned_twice_writes_and_counts_nothing_twice(stack, seeded):
     ]
     ledger = Ledger(stack.dynamodb, LEDGER)
     queue = SegmentQueue(stack.sqs, stack.queue_url)
-    ledger.create_segments(result.run_id, [0, 1])  # the first delivery died here
+    ledger.planning.create_segments(result.run_id, [0, 1])  # the first delivery died here
     ledger.checkpoint(
         result.run_id, 1, hop=0, checkpoints=0, cursor=None, counts=_counts(), done=True
     )
@@ -107,7 +109,7 @@ def test_a_shard_planned_twice_writes_and_counts_nothing_twice(stack, seeded):
     assert sent == 2  # segment 0 (written, never sent) and 2 (missing); not 1 (done)
     assert ledger.get_segment(result.run_id, 1).status == "done"
     assert ledger.get_run(result.run_id).segments_done == 1
-    assert ledger.pending_shards(result.run_id)[0][0] == 3  # shard 0 is planned
+    assert ledger.planning.pending_shards(result.run_id)[0][0] == 3  # shard 0 is planned
     assert sorted(SegmentMessage.parse(b).segment for b in queued_bodies(stack)) == [0, 2]
 
 

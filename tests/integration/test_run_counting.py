@@ -101,7 +101,9 @@ def test_a_from_start_requeue_of_a_done_segment_reopens_the_run_and_uncounts_it(
     ledger.finish_run_if_complete(run_id)
     done = ledger.get_segment(run_id, 1)
 
-    assert ledger.requeue_segment(done, new_hop=1, nonce="n", from_start=True, reopen_run=True)
+    assert ledger.requeues.requeue_segment(
+        done, new_hop=1, nonce="n", from_start=True, reopen_run=True
+    )
 
     reopened = ledger.get_run(run_id)
     assert (reopened.status, reopened.segments_done, reopened.totals) == ("running", 1, None)
@@ -122,7 +124,7 @@ def test_a_requeue_that_lost_its_race_with_a_finish_changes_nothing(stack):
     running = ledger.get_segment(run_id, 0)
     finish(ledger, run_id, 0)
 
-    assert not ledger.requeue_segment(
+    assert not ledger.requeues.requeue_segment(
         running, new_hop=1, nonce="n", from_start=True, reopen_run=True
     )
 

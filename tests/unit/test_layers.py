@@ -38,6 +38,9 @@ LAYERS = {
         "scavenger.dlq",
         "scavenger.events",
         "scavenger.ledger",
+        "scavenger.ledger_planning",
+        "scavenger.ledger_requeue",
+        "scavenger.ledger_store",
         "scavenger.observability",
         "scavenger.queue",
         "scavenger.retry",
@@ -49,6 +52,7 @@ LAYERS = {
         "scavenger.pacing",
         "scavenger.plan",
         "scavenger.sweep",
+        "scavenger.sweep_message",
     ],
     "handlers": ["planner", "planner.handler", "worker", "worker.handler"],
     # The old import path of the CLI, a one-line re-export of scavenger.tools.cli.

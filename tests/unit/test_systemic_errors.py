@@ -6,7 +6,7 @@ from botocore.exceptions import ClientError
 
 from scavenger.errors import FatalError, RetryableError, SystemicError, systemic
 from scavenger.retry import NoDeadline, RetryPolicy
-from scavenger.sweep import SweptTableRetry
+from scavenger.sweep_message import SweptTableRetry
 
 
 def client_error(code, message="m", status=400):

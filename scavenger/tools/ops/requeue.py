@@ -140,7 +140,7 @@ class Requeuer:
             if state is None:
                 raise ScavengerError(f"segment {segment} of run {run_id} is not in the ledger")
             states.append(state)
-        intents = self.ledger.requeue_intents(run_id)
+        intents = self.ledger.requeues.requeue_intents(run_id)
         in_dlq = self._segments_in_dlq(run_id, states, intents, force)
         decisions: list[Decision] = []
         for state in states:
@@ -174,7 +174,7 @@ class Requeuer:
                 f"run {run_id} is not in the ledger {self.ledger.table_name} "
                 "(`scavenger status` lists the runs)"
             )
-        intents = self.ledger.requeue_intents(run_id)
+        intents = self.ledger.requeues.requeue_intents(run_id)
         decisions: list[Decision] = []
         for state in sorted(self.ledger.list_segments(run_id), key=lambda s: s.segment):
             intent = intents.get(state.segment)
@@ -207,7 +207,7 @@ class Requeuer:
         if decision.action == "resend" and decision.intent is not None:
             return decision.intent["nonce"], decision.intent["hop"]
         nonce, hop = self.nonce(), state.hop + 1
-        moved = self.ledger.requeue_segment(
+        moved = self.ledger.requeues.requeue_segment(
             state,
             new_hop=hop,
             nonce=nonce,
@@ -251,7 +251,7 @@ class Requeuer:
             )
         note = None
         try:
-            self.ledger.confirm_requeue(run.run_id, state.segment, nonce)
+            self.ledger.requeues.confirm_requeue(run.run_id, state.segment, nonce)
         except (FatalError, RetryableError) as exc:
             note = f"sent; the ledger still notes it as unsent ({exc}): harmless"
         return Outcome(

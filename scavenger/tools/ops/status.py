@@ -153,7 +153,7 @@ def run_detail(
             "(`scavenger status` lists the runs)"
         )
     segments = sorted(ledger.list_segments(run_id), key=lambda state: state.segment)
-    intents = ledger.requeue_intents(run_id)
+    intents = ledger.requeues.requeue_intents(run_id)
     letters, note = _dlq_letters(dlq)
     hops: dict[int, list[int]] = defaultdict(list)
     other = invalid = 0
