@@ -162,6 +162,7 @@ def seed_table(
 
 
 def check_boundary(seeded_at: datetime, cutoff: datetime) -> None:
+    """Fail when the run's cutoff is BOUNDARY_MARGIN or more from the one seeding assumed."""
     drift = abs((seeded_at - MAX_AGE) - cutoff)
     if drift >= BOUNDARY_MARGIN:
         raise RuntimeError(
