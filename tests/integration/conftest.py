@@ -18,6 +18,10 @@ from scavenger.tools.local.processes import all_pids, stat_fields
 from scavenger.tools.provision import create_queues
 
 ROOT = Path(__file__).resolve().parents[2]
+# What every demo-shaped report (the demo's, each bench mode's run) says about the table.
+OUTCOME_FIELDS = frozenset(
+    {"items", "expired", "deleted", "kept", "wrongly_deleted", "missed", "seconds"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -131,12 +135,12 @@ def pids_with_environment(marker: str) -> set[int]:
     """Processes whose environment holds ``marker`` (they outlive a dead parent's tree)."""
     needle = marker.encode()
     found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for process in all_pids():
+        if process == os.getpid():
             continue
         try:
-            if needle in (entry / "environ").read_bytes():
-                found.add(int(entry.name))
+            if needle in Path(f"/proc/{process}/environ").read_bytes():
+                found.add(process)
         except OSError:
             continue
     return found

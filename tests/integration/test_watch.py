@@ -15,7 +15,6 @@ import sys
 import termios
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -28,21 +27,15 @@ from scavenger.tools.local.emulator import Endpoints
 from scavenger.tools.ops.watch import fraction_scanned, observe
 from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import configure_sweeps, roomy_context, sqs_event
-from tests.dataset import create_table, now, seed_table
+from tests.runs import seeded_table
+from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
 
 TABLE = "Watched"
 SEGMENTS = 4
-SWEEP = {
-    "name": "watched",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": SEGMENTS,
-}
+SWEEP = sweep_spec("watched", TABLE, segments=SEGMENTS)
 SHOW_CURSOR = b"\x1b[?25h"
 HIDE_CURSOR = b"\x1b[?25l"
 
@@ -61,10 +54,7 @@ def deployment(emulator: Endpoints, monkeypatch: pytest.MonkeyPatch, tmp_path) -
     create_ledger_table(dynamodb, ledger)
     queues = create_queues(sqs, f"watch-{suffix}", visibility_timeout=30)
     table = f"{TABLE}-{suffix}"
-    create_table(dynamodb, table, "composite_number_string")
-    seed_table(
-        dynamodb, table, "composite_number_string", count=80, cutoff=now() - timedelta(hours=48)
-    )
+    seeded_table(dynamodb, table, count=80)
     monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
     monkeypatch.setenv("SCAVENGER_DLQ_URL", queues.dlq_url)
     monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", ledger)
