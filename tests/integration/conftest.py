@@ -14,6 +14,7 @@ import pytest
 
 from scavenger import aws
 from scavenger.tools.local.emulator import DynamoDBLocalProcess, Emulator, Endpoints
+from scavenger.tools.local.processes import all_pids, stat_fields
 from scavenger.tools.provision import create_queues
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,23 +115,13 @@ def importable_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{path}" if path else str(ROOT))
 
 
-def processes() -> Iterator[Path]:
-    """The /proc directory of every process."""
-    return (entry for entry in Path("/proc").iterdir() if entry.name.isdigit())
-
-
 def child_pids(pid: int | None = None) -> set[int]:
     """Every live descendant of ``pid`` (default: this process), from /proc."""
     parents: dict[int, int] = {}
-    for entry in processes():
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Field 4 is the parent pid; the command name (field 2) may hold spaces.
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z":
-            parents[int(entry.name)] = int(fields[1])
+    for process in all_pids():
+        fields = stat_fields(process)
+        if fields is not None and fields[0] != "Z":
+            parents[process] = int(fields[1])
     root = os.getpid() if pid is None else pid
     found: set[int] = set()
     frontier = {root}
@@ -144,12 +135,12 @@ def pids_with_environment(marker: str) -> set[int]:
     """Processes whose environment holds ``marker`` (they outlive a dead parent's tree)."""
     needle = marker.encode()
     found: set[int] = set()
-    for entry in processes():
-        if int(entry.name) == os.getpid():
+    for process in all_pids():
+        if process == os.getpid():
             continue
         try:
-            if needle in (entry / "environ").read_bytes():
-                found.add(int(entry.name))
+            if needle in Path(f"/proc/{process}/environ").read_bytes():
+                found.add(process)
         except OSError:
             continue
     return found

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from scavenger.tools.local.processes import children_of, stop_processes
 from scavenger.tools.local.stack import STATE_FILE, Process
 from tests.integration.conftest import pids_with_environment
 
@@ -194,3 +195,21 @@ def test_local_up_on_dynamodb_local_records_and_stops_the_jvm(tmp_path: Path, ma
     assert scavenger(tmp_path, marker, "local", "down").returncode == 0
     assert not any(process.alive() for process in processes)
     assert pids_with_environment(marker) == set()
+
+
+def test_a_process_is_known_by_pid_and_start_time_and_stopped_for_certain() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        process = Process.of(child.pid)
+        assert process is not None and process.alive()
+        assert process in children_of(os.getpid())
+        # A pid reused by another process is not this one: nothing is signalled.
+        assert not Process(child.pid, process.started + 1).alive()
+
+        stop_processes((process,))
+
+        assert child.wait(timeout=5) != 0 and not process.alive()
+        assert Process.of(child.pid) is None
+    finally:
+        child.kill()
+        child.wait()

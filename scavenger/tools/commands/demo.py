@@ -21,22 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    TaskID,
-)
+from rich.progress import TaskID
 from rich.table import Table
 
 from scavenger.errors import ScavengerError
-from scavenger.tools.local.chaos import (
-    DEFAULT_ITEMS as CHAOS_ITEMS,
-)
-from scavenger.tools.local.chaos import (
-    DEFAULT_TIMEOUT_SECONDS as CHAOS_TIMEOUT_SECONDS,
-)
-from scavenger.tools.local.chaos import (
-    ChaosOptions,
-    ChaosReport,
-)
+from scavenger.tools.commands.work import add_fleet_arguments, checked_batch_size
+from scavenger.tools.local.chaos import DEFAULT_ITEMS as CHAOS_ITEMS
+from scavenger.tools.local.chaos import DEFAULT_TIMEOUT_SECONDS as CHAOS_TIMEOUT_SECONDS
+from scavenger.tools.local.chaos import ChaosOptions, ChaosReport
 from scavenger.tools.local.demo import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_ITEMS,
@@ -45,7 +37,6 @@ from scavenger.tools.local.demo import (
     DemoReport,
 )
 from scavenger.tools.local.emulator import DYNAMODB_BACKENDS, default_backend, require_backend
-from scavenger.tools.local.fleet import default_workers
 from scavenger.tools.ops.context import aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.tools.ops.output import ProgressBars, console, messages
 
@@ -61,24 +52,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="parallel-scan segments (default: 4 per worker; 2 per worker with --chaos)",
     )
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=default_workers(),
-        help="concurrent invocations, each in its own process (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        help="function timeout in seconds; a short one (5) shows continuations "
+    add_fleet_arguments(
+        parser,
+        timeout=None,
+        timeout_help="function timeout in seconds; a short one (5) shows continuations "
         f"(default: {DEFAULT_TIMEOUT_SECONDS:g}; {CHAOS_TIMEOUT_SECONDS:g} with --chaos)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        help="records per invocation, 1..10 (default: %(default)s, one invocation per "
-        "segment message; Lambda's default is 10)",
+        batch_size=DEFAULT_BATCH_SIZE,
+        batch_size_help="records per invocation, 1..10 (default: %(default)s, one invocation "
+        "per segment message; Lambda's default is 10)",
     )
     parser.add_argument(
         "--dynamodb",
@@ -117,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         segments=args.segments,
         workers=args.workers,
         timeout_seconds=DEFAULT_TIMEOUT_SECONDS if args.timeout is None else args.timeout,
-        batch_size=_batch_size(args.batch_size),
+        batch_size=checked_batch_size(args.batch_size),
         dynamodb=args.dynamodb or "moto",
         endpoint_url=args.endpoint_url,
         region=args.region,
@@ -143,9 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_chaos_demo(args: argparse.Namespace) -> int:
     """``demo --chaos``: real container processes, SIGKILLed; a seed is drawn if none is given."""
-    from scavenger.errors import ScavengerError
-
-    if _batch_size(args.batch_size) != 1:
+    if checked_batch_size(args.batch_size) != 1:
         raise ScavengerError("--batch-size: --chaos runs one record per invocation")
     if args.endpoint_url:
         raise ScavengerError("--endpoint-url: --chaos starts its own emulator")
@@ -225,8 +204,21 @@ def chaos_table(report: ChaosReport) -> Table:
     table.add_column("", style="bold")
     table.add_column("value", justify="right")
     table.add_column("meaning", style="dim")
+    for name, value, meaning in chaos_rows(report):
+        table.add_row(name, value, meaning)
+    table.add_section()
+    for kind, count in sorted(report.faults.items()):
+        table.add_row(f"  {kind}", f"{count:,}", FAULT_MEANINGS.get(kind.split(".")[0], ""))
+    table.add_row("faults", f"{sum(report.faults.values()):,}", "injected, in all")
+    for cause, count in sorted(report.uncounted.items()):
+        table.add_row(f"  uncounted: {cause}", f"{count:,}", "deleted, not in the ledger")
+    return table
+
+
+def chaos_rows(report: ChaosReport) -> list[tuple[str, str, str]]:
+    """The chaos report's figures: name, value, meaning."""
     uncounted = sum(report.uncounted.values())
-    rows: list[tuple[str, str, str]] = [
+    return [
         ("items", f"{report.items:,}", "seeded into Workers"),
         ("expired", f"{report.expired:,}", "expired when seeded (the truth)"),
         ("deleted", f"{report.deleted:,}", "expired for the whole run, and gone"),
@@ -268,15 +260,6 @@ def chaos_table(report: ChaosReport) -> Table:
         ),
         ("seconds", f"{report.seconds:.1f}", "from creating the resources to the check"),
     ]
-    for name, value, meaning in rows:
-        table.add_row(name, value, meaning)
-    table.add_section()
-    for kind, count in sorted(report.faults.items()):
-        table.add_row(f"  {kind}", f"{count:,}", FAULT_MEANINGS.get(kind.split(".")[0], ""))
-    table.add_row("faults", f"{sum(report.faults.values()):,}", "injected, in all")
-    for cause, count in sorted(report.uncounted.items()):
-        table.add_row(f"  uncounted: {cause}", f"{count:,}", "deleted, not in the ledger")
-    return table
 
 
 FAULT_MEANINGS = {
@@ -289,14 +272,6 @@ FAULT_MEANINGS = {
     "poison_message": "invalid body sent to the queue",
     "writer": "concurrent writer",
 }
-
-
-def _batch_size(value: int) -> int:
-    from scavenger.errors import ScavengerError
-
-    if not 1 <= value <= 10:
-        raise ScavengerError(f"--batch-size: {value} must be in 1..10")
-    return value
 
 
 class ProgressObserver(ProgressBars):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.markup import escape
 
@@ -19,6 +20,9 @@ from scavenger.errors import ScavengerError
 from scavenger.tools.local.emulator import DYNAMODB_BACKENDS, default_backend, require_backend
 from scavenger.tools.ops.context import aws_errors_as_user_errors
 from scavenger.tools.ops.output import messages, print_json
+
+if TYPE_CHECKING:
+    from scavenger.tools.local.stack import StackState
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,17 +62,8 @@ def run(args: argparse.Namespace) -> int:
     if args.endpoint_url or args.stack:
         given = "--endpoint-url" if args.endpoint_url else "--stack"
         raise ScavengerError(f"{given}: `scavenger local` starts its own emulators on loopback")
-    out = messages()
     if args.action == "down":
-        stopped = stack.down()
-        if stopped is None:
-            out.print(f"no local stack here (no {stack.STATE_FILE} in this directory)")
-        else:
-            pids = ", ".join(str(process.pid) for process in stopped.processes)
-            out.print(f"local stack stopped (processes {pids}); removed {stack.STATE_FILE}")
-        if args.json:
-            print_json({"stopped": stopped is not None})
-        return 0
+        return down(args)
     options = stack.UpOptions(
         backend=args.dynamodb or "moto",
         region=aws.resolve_region(args.region),
@@ -83,21 +78,7 @@ def run(args: argparse.Namespace) -> int:
     with aws_errors_as_user_errors():
         state, started = stack.up(options, StageLines())
     lines = stack.exports(state.endpoints)
-    if started:
-        out.print(
-            f"local stack up: SQS on moto at {state.sqs}, DynamoDB on {state.backend} at "
-            f"{state.dynamodb}; table {state.resources['table']}"
-            + (f" ({state.seeded_items} items seeded)" if state.seeded_items else "")
-            + f", queue, DLQ and ledger {state.resources['ledger_table']}; "
-            f"wrote {escape(state.config)}. `scavenger local down` stops it.",
-            markup=False,
-        )
-    else:
-        out.print(
-            f"a local stack is already up here (server pid {state.server.pid}, config "
-            f"{state.config}); its environment follows",
-            markup=False,
-        )
+    announce(state, started)
     if args.json:
         print_json(
             {
@@ -113,6 +94,41 @@ def run(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    """``local down``: stop what ``up`` started here (nothing there is fine)."""
+    from scavenger.tools.local import stack
+
+    out = messages()
+    stopped = stack.down()
+    if stopped is None:
+        out.print(f"no local stack here (no {stack.STATE_FILE} in this directory)")
+    else:
+        pids = ", ".join(str(process.pid) for process in stopped.processes)
+        out.print(f"local stack stopped (processes {pids}); removed {stack.STATE_FILE}")
+    if args.json:
+        print_json({"stopped": stopped is not None})
+    return 0
+
+
+def announce(state: StackState, started: bool) -> None:
+    """One line on stderr: the stack ``up`` started, or the one already up here."""
+    if started:
+        messages().print(
+            f"local stack up: SQS on moto at {state.sqs}, DynamoDB on {state.backend} at "
+            f"{state.dynamodb}; table {state.resources['table']}"
+            + (f" ({state.seeded_items} items seeded)" if state.seeded_items else "")
+            + f", queue, DLQ and ledger {state.resources['ledger_table']}; "
+            f"wrote {escape(state.config)}. `scavenger local down` stops it.",
+            markup=False,
+        )
+    else:
+        messages().print(
+            f"a local stack is already up here (server pid {state.server.pid}, config "
+            f"{state.config}); its environment follows",
+            markup=False,
+        )
 
 
 class StageLines:

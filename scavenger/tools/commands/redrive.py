@@ -66,16 +66,7 @@ class progress_bar:
     """A progress bar on stderr; entering returns the 'one more message' callback."""
 
     def __init__(self, label: str, total: int):
-        out = messages()
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=out,
-            transient=True,
-            disable=not out.is_terminal,
-        )
+        self.progress = _bar("{task.description}")
         self.task = self.progress.add_task(label, total=total or None)
 
     def __enter__(self) -> progress_bar.Advance:
@@ -94,6 +85,20 @@ class progress_bar:
             self.progress.advance(self.task)  # type: ignore[arg-type]
 
 
+def _bar(text: str) -> Progress:
+    """A transient bar of moved messages on stderr (none unless it is a terminal)."""
+    out = messages()
+    return Progress(
+        TextColumn(text),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+        disable=not out.is_terminal,
+    )
+
+
 def native(args: argparse.Namespace, move: NativeMove, dlq: DeadLetterQueue) -> int:
     out = console()
     visible, in_flight = dlq.counts()
@@ -103,16 +108,7 @@ def native(args: argparse.Namespace, move: NativeMove, dlq: DeadLetterQueue) -> 
             print_json({"mode": "native", "dry_run": True, "would_move": visible + in_flight})
         return 0
     move.start()
-    progress_out = messages()
-    with Progress(
-        TextColumn("native redrive {task.fields[status]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=progress_out,
-        transient=True,
-        disable=not progress_out.is_terminal,
-    ) as progress:
+    with _bar("native redrive {task.fields[status]}") as progress:
         task_id = progress.add_task("move", total=None, status="STARTING")
 
         def show(task: MoveTask) -> None:

@@ -37,23 +37,13 @@ DEFAULT_TIMEOUT_SECONDS = 300.0  # the deployed worker's timeout (infra)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--workers",
-        type=int,
-        default=default_workers(),
-        help="concurrent invocations, each in its own process (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=DEFAULT_TIMEOUT_SECONDS,
-        help="function timeout in seconds (default: %(default)g)",
-    )
-    parser.add_argument(
-        "--batch-size",
-        type=int,
-        default=1,
-        help="records per invocation, 1..10 (default: %(default)s, as the deployed stack's)",
+    add_fleet_arguments(
+        parser,
+        timeout=DEFAULT_TIMEOUT_SECONDS,
+        timeout_help="function timeout in seconds (default: %(default)g)",
+        batch_size=1,
+        batch_size_help="records per invocation, 1..10 (default: %(default)s, as the deployed "
+        "stack's)",
     )
     parser.add_argument(
         "--retry-delay",
@@ -69,12 +59,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--handler", default=DEFAULT_HANDLER, help=argparse.SUPPRESS)
 
 
+def add_fleet_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    timeout: float | None,
+    timeout_help: str,
+    batch_size: int,
+    batch_size_help: str,
+) -> None:
+    """The fleet's ``--workers``, ``--timeout`` and ``--batch-size`` (``work`` and ``demo``)."""
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="concurrent invocations, each in its own process (default: %(default)s)",
+    )
+    parser.add_argument("--timeout", type=float, default=timeout, help=timeout_help)
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=batch_size_help)
+
+
+def checked_batch_size(value: int) -> int:
+    """``--batch-size``, once it is a batch the event source mapping could send."""
+    if not 1 <= value <= BATCH_SIZE:
+        raise ScavengerError(f"--batch-size: {value} must be in 1..{BATCH_SIZE}")
+    return value
+
+
 def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ScavengerError(f"--workers: {args.workers} must be at least 1")
-    if not 1 <= args.batch_size <= BATCH_SIZE:
-        raise ScavengerError(f"--batch-size: {args.batch_size} must be in 1..{BATCH_SIZE}")
-    check_timeout(args.timeout, args.batch_size)
+    check_timeout(args.timeout, checked_batch_size(args.batch_size))
     if args.retry_delay is not None and not 0 <= args.retry_delay <= 43200:
         raise ScavengerError(f"--retry-delay: {args.retry_delay} must be in 0..43200")
     with aws_errors_as_user_errors():

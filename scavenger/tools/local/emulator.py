@@ -228,22 +228,7 @@ class DynaliteProcess(_LoopbackProcess):
     @classmethod
     def start(cls) -> DynaliteProcess:
         node = require_dynalite()
-        process = subprocess.Popen(
-            [node, str(DYNALITE_SCRIPT), "0"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            # Its own session: a Ctrl-C in the terminal reaches us, and we stop it.
-            start_new_session=True,
-        )
-        try:
-            assert process.stdout is not None
-            line = _read_line(process, START_TIMEOUT_SECONDS, "dynalite")
-            port = int(line)
-        except BaseException:
-            _end_popen(process)
-            raise
+        process, port = _start_listening([node, str(DYNALITE_SCRIPT), "0"], "dynalite")
         return cls(process, port)
 
 
@@ -258,27 +243,16 @@ class DynamoDBLocalProcess(_LoopbackProcess):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        process = subprocess.Popen(
-            [
-                java,
-                f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
-                "-XX:+UseSerialGC",
-                "-cp",
-                str(home / "DynamoDBLocal.jar"),
-                str(DYNAMODB_LOCAL_LAUNCHER),
-                *("-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port)),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            _read_line(process, START_TIMEOUT_SECONDS, "DynamoDB Local", skip_other_lines=True)
-        except BaseException:
-            _end_popen(process)
-            raise
+        command = [
+            java,
+            f"-Djava.library.path={home / 'DynamoDBLocal_lib'}",
+            "-XX:+UseSerialGC",
+            "-cp",
+            str(home / "DynamoDBLocal.jar"),
+            str(DYNAMODB_LOCAL_LAUNCHER),
+            *("-inMemory", "-sharedDb", "-disableTelemetry", "-port", str(port)),
+        ]
+        process, _ = _start_listening(command, "DynamoDB Local", skip_other_lines=True)
         # Whatever it logs later is drained, so a full pipe never blocks the engine.
         threading.Thread(target=_drain, args=(process,), daemon=True).start()
         return cls(process, port)
@@ -343,6 +317,26 @@ def require_dynalite() -> str:
             f"dynalite is not installed: run `npm ci --prefix {NODE_DIR}` (make setup does)"
         )
     return node
+
+
+def _start_listening(
+    command: list[str], name: str, *, skip_other_lines: bool = False
+) -> tuple[subprocess.Popen[str], int]:
+    """Start an emulator and wait for the port it prints once it listens; ended if not."""
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        # Its own session: a Ctrl-C in the terminal reaches us, and we stop it.
+        start_new_session=True,
+    )
+    try:
+        return process, int(_read_line(process, START_TIMEOUT_SECONDS, name, skip_other_lines))
+    except BaseException:
+        _end_popen(process)
+        raise
 
 
 def _read_line(

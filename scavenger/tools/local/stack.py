@@ -35,6 +35,7 @@ from scavenger.config import load_config
 from scavenger.errors import ScavengerError
 from scavenger.tools.local.demo import (
     DemoObserver,
+    DemoResources,
     QuietObserver,
     create_resources,
     delete_mode_for,
@@ -42,37 +43,16 @@ from scavenger.tools.local.demo import (
     sweep_toml,
 )
 from scavenger.tools.local.emulator import FAKE_CREDENTIALS, DynamoDBBackend, Emulator, Endpoints
+from scavenger.tools.local.processes import Process, children_of, stop_processes
 
 STATE_FILE = ".scavenger-local.json"
 LOG_FILE = ".scavenger-local.log"
 START_TIMEOUT_SECONDS = 120.0
-STOP_TIMEOUT_SECONDS = 15.0
 # The queue's visibility timeout is 6x this: `scavenger work`'s default (the deployed
 # worker's) function timeout.
 WORK_TIMEOUT_SECONDS = 300.0
 TABLE = "Workers"
 QUEUE_PREFIX = "scavenger-local"
-
-
-@dataclass(frozen=True)
-class Process:
-    """A process this stack started: its pid and kernel start time (pids get reused)."""
-
-    pid: int
-    started: int
-
-    @classmethod
-    def of(cls, pid: int) -> Process | None:
-        started = _start_time(pid)
-        return None if started is None else cls(pid, started)
-
-    def alive(self) -> bool:
-        return _start_time(self.pid) == self.started
-
-    def signal(self, signum: int) -> None:
-        if self.alive():
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(self.pid, signum)
 
 
 @dataclass(frozen=True)
@@ -172,12 +152,9 @@ def up(options: UpOptions, observer: DemoObserver | None = None) -> tuple[StackS
     """Start the stack, or find the one already up here. Returns it, and whether it is new."""
     observer = observer or QuietObserver()
     state_path = options.directory / STATE_FILE
-    existing = read_state(state_path)
-    if existing is not None and existing.alive():
+    existing = _running_here(state_path)
+    if existing is not None:
         return existing, False
-    if existing is not None:  # its server died: end what may be left, start afresh
-        _stop(existing)
-        state_path.unlink(missing_ok=True)
     if options.config.exists() and not options.force:
         raise ScavengerError(
             f"{options.config} exists: pass --force to overwrite it, or --config PATH "
@@ -188,24 +165,8 @@ def up(options: UpOptions, observer: DemoObserver | None = None) -> tuple[StackS
     server, ready = _start_server(options, log)
     try:
         endpoints = Endpoints(sqs=ready["sqs"], dynamodb=ready["dynamodb"], region=options.region)
-        with _fake_credentials():
-            dynamodb, sqs = endpoints.client("dynamodb"), endpoints.client("sqs")
-            observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
-            resources = create_resources(
-                dynamodb, sqs, "", WORK_TIMEOUT_SECONDS, queue_prefix=QUEUE_PREFIX
-            )
-            if options.seed_items:
-                now = datetime.now(UTC).replace(microsecond=0)
-                seed_table(dynamodb, TABLE, options.seed_items, now, random.Random(), observer)
-        mode = delete_mode_for(options.backend)
-        text = sweep_toml(resources.table, options.segments, delete_mode=mode) + (
-            "\n[resources]\n"
-            f'queue_url = "{resources.queue_url}"\n'
-            f'dlq_url = "{resources.dlq_url}"\n'
-            f'ledger_table = "{resources.ledger_table}"\n'
-        )
-        options.config.write_text(text, encoding="utf-8")
-        load_config(options.config)  # what we wrote, read back by the real parser
+        resources = _provision(endpoints, options, observer)
+        text = _write_config(options, resources)
         state = StackState(
             server=server,
             children=tuple(
@@ -230,9 +191,49 @@ def up(options: UpOptions, observer: DemoObserver | None = None) -> tuple[StackS
         )
         _write_atomically(state_path, json.dumps(state.to_json(), indent=2) + "\n")
     except BaseException:
-        _stop_processes((server, *_children_of(server.pid)))
+        stop_processes((server, *children_of(server.pid)))
         raise
     return state, True
+
+
+def _running_here(state_path: Path) -> StackState | None:
+    """The stack up here, if its server lives; a dead one's leftovers are ended and its
+    state file removed, so a new one starts afresh."""
+    existing = read_state(state_path)
+    if existing is not None and not existing.alive():
+        _stop(existing)
+        state_path.unlink(missing_ok=True)
+        return None
+    return existing
+
+
+def _provision(endpoints: Endpoints, options: UpOptions, observer: DemoObserver) -> DemoResources:
+    """The demo's table, the FIFO queue and DLQ and the ledger; the seeded items if asked."""
+    with _fake_credentials():
+        dynamodb, sqs = endpoints.client("dynamodb"), endpoints.client("sqs")
+        observer.stage("creating the table, the FIFO queue and DLQ, and the ledger")
+        resources = create_resources(
+            dynamodb, sqs, "", WORK_TIMEOUT_SECONDS, queue_prefix=QUEUE_PREFIX
+        )
+        if options.seed_items:
+            now = datetime.now(UTC).replace(microsecond=0)
+            seed_table(dynamodb, TABLE, options.seed_items, now, random.Random(), observer)
+    return resources
+
+
+def _write_config(options: UpOptions, resources: DemoResources) -> str:
+    """The sweep and ``[resources]``, written to ``--config`` and read back by the real
+    parser; returns the text written."""
+    mode = delete_mode_for(options.backend)
+    text = sweep_toml(resources.table, options.segments, delete_mode=mode) + (
+        "\n[resources]\n"
+        f'queue_url = "{resources.queue_url}"\n'
+        f'dlq_url = "{resources.dlq_url}"\n'
+        f'ledger_table = "{resources.ledger_table}"\n'
+    )
+    options.config.write_text(text, encoding="utf-8")
+    load_config(options.config)  # what we wrote, read back by the real parser
+    return text
 
 
 def _start_server(options: UpOptions, log: Path) -> tuple[Process, dict[str, Any]]:
@@ -301,21 +302,7 @@ def down(directory: Path | None = None) -> StackState | None:
 
 
 def _stop(state: StackState) -> None:
-    _stop_processes(state.processes)
-
-
-def _stop_processes(processes: tuple[Process, ...]) -> None:
-    """SIGTERM the server (it stops its emulators), then SIGKILL whatever is left."""
-    for process in processes[:1]:
-        process.signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while any(process.alive() for process in processes) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    for process in processes:
-        process.signal(signal.SIGKILL)
-    deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
-    while any(process.alive() for process in processes) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    stop_processes(state.processes)
 
 
 # -- the server -----------------------------------------------------------------------
@@ -333,7 +320,7 @@ def serve(ready_path: Path, backend: DynamoDBBackend, region: str) -> int:
         _write_atomically(ready_path, json.dumps({"error": str(exc)}))
         return 1
     try:
-        children = sorted(_children_of(os.getpid()), key=lambda child: child.pid)
+        children = sorted(children_of(os.getpid()), key=lambda child: child.pid)
         answer = {
             "sqs": endpoints.sqs,
             "dynamodb": endpoints.dynamodb,
@@ -350,34 +337,6 @@ def serve(ready_path: Path, backend: DynamoDBBackend, region: str) -> int:
 
 
 # -- helpers --------------------------------------------------------------------------
-
-
-def _start_time(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot; None if it is gone (or a zombie)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[19])
-
-
-def _children_of(pid: int) -> set[Process]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-            process = Process.of(int(entry.name))
-            if process is not None:
-                found.add(process)
-    return found
 
 
 @contextlib.contextmanager

@@ -145,51 +145,62 @@ class Redriver:
     def _move(self, max_messages: int | None, report: RedriveReport) -> None:
         # Messages left in the DLQ stay received (hidden) until the end, so they are
         # not received again, and their groups stay blocked behind them.
-        left: list[DeadLetter] = []
-        blocked: set[str] = set()
+        moving = _Pass(report)
         try:
             for batch in self.dlq.receive_all(max_messages, REDRIVE_VISIBILITY_SECONDS):
                 for letter in batch:
-                    self._move_one(letter, report, left, blocked)
+                    self._move_one(letter, moving)
                     self.on_message()
         finally:
-            report.errors.extend(self.dlq.restore(left))
+            report.errors.extend(self.dlq.restore(moving.left))
 
-    def _move_one(
-        self,
-        letter: DeadLetter,
-        report: RedriveReport,
-        left: list[DeadLetter],
-        blocked: set[str],
-    ) -> None:
-        group = letter.group_id or letter.message_id
-        if group in blocked:
+    def _move_one(self, letter: DeadLetter, moving: _Pass) -> None:
+        report = moving.report
+        if moving.group(letter) in moving.blocked:
             report.held_back += 1
-            left.append(letter)
+            moving.leave(letter)
             return
         if letter.segment is None:
             report.invalid += 1
-            report.errors.append(f"{letter.message_id}: not a segment message ({letter.invalid})")
-            blocked.add(group)
-            left.append(letter)
+            moving.leave(letter, f"not a segment message ({letter.invalid})", block=True)
             return
         try:
             self.retry.call(lambda: self.dlq.send_back(letter, self.queue_url), "SendMessage")
         except (FatalError, RetryableError) as exc:
             report.failed += 1
-            report.errors.append(f"{letter.message_id}: not sent: {exc}")
-            blocked.add(group)
-            left.append(letter)
+            moving.leave(letter, f"not sent: {exc}", block=True)
             return
         try:
             self.retry.call(lambda: self.dlq.delete(letter), "DeleteMessage")
         except (FatalError, RetryableError) as exc:
             report.sent_not_deleted += 1
-            report.errors.append(f"{letter.message_id}: sent, not deleted from the DLQ: {exc}")
-            left.append(letter)
+            moving.leave(letter, f"sent, not deleted from the DLQ: {exc}")
             return
         report.moved += 1
         report.messages.append(letter.to_json())
+
+
+@dataclass
+class _Pass:
+    """One client-side redrive: its report, the messages it leaves in the DLQ and the
+    groups held back behind them (a segment's messages never overtake each other)."""
+
+    report: RedriveReport
+    left: list[DeadLetter] = field(default_factory=list)
+    blocked: set[str] = field(default_factory=set)
+
+    @staticmethod
+    def group(letter: DeadLetter) -> str:
+        return letter.group_id or letter.message_id
+
+    def leave(self, letter: DeadLetter, error: str | None = None, *, block: bool = False) -> None:
+        """Leave ``letter`` in the DLQ, saying why if it is an error; ``block``: and hold
+        back the rest of its group."""
+        if error is not None:
+            self.report.errors.append(f"{letter.message_id}: {error}")
+        if block:
+            self.blocked.add(self.group(letter))
+        self.left.append(letter)
 
 
 # -- native redrive (SQS StartMessageMoveTask) -------------------------------------------

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -31,6 +32,9 @@ from scavenger.ledger import Ledger
 from scavenger.records import Counts, RunRecord, SegmentState
 from scavenger.tools.ops.context import Operator, aws_errors_as_user_errors, engine_logs_on_stderr
 from scavenger.tools.ops.output import human_duration, print_json, seconds_between
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 DEFAULT_INTERVAL = 2.0
 # A segment still running is never shown as finished, however many items it scanned.
@@ -117,9 +121,7 @@ def observe(
 ) -> Progress:
     """The refresh's figures from what the ledger says now (and the refresh before)."""
     counts = sum((state.counts for state in segments), Counts())
-    by_status: dict[str, int] = {}
-    for state in segments:
-        by_status[state.status] = by_status.get(state.status, 0) + 1
+    by_status = Counter(state.status for state in segments)
     fraction = (
         1.0 if run.status == "done" else fraction_scanned(segments, run.total_segments, table_items)
     )
@@ -128,9 +130,7 @@ def observe(
     if previous is not None and seconds_since_previous:
         rate_now = max(0.0, (counts.deleted - previous.deleted) / seconds_since_previous)
     average = counts.deleted / elapsed if elapsed else None
-    eta = None
-    if run.status == "running" and elapsed and 0 < fraction < 1:
-        eta = elapsed * (1 - fraction) / fraction
+    eta = _eta(run, elapsed, fraction)
     return Progress(
         run_id=run.run_id,
         sweep=run.sweep,
@@ -157,6 +157,13 @@ def observe(
         dlq_messages=dlq_messages,
         at=format_instant(now),
     )
+
+
+def _eta(run: RunRecord, elapsed: float | None, fraction: float) -> float | None:
+    """Seconds left for a running run, at its pace so far over the fraction scanned."""
+    if run.status == "running" and elapsed and 0 < fraction < 1:
+        return elapsed * (1 - fraction) / fraction
+    return None
 
 
 def _rate(value: float | None) -> str:
@@ -218,7 +225,7 @@ class Watcher:
     """Reads one run's progress refresh after refresh."""
 
     ledger: Ledger
-    dynamodb: Any
+    dynamodb: DynamoDBClient
     dlq: DeadLetterQueue | None
     run_id: str
     clock: Callable[[], float] = time.monotonic
