@@ -36,7 +36,6 @@ from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.runtime import Runtime
-from scavenger.table import key_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -408,9 +407,9 @@ class Planner:
         segment would meet) is a ConfigError naming the sweep and the key."""
         if sweep.where is None:
             return
-        expressions = Expressions.build(
-            sweep, key_attributes(self.dynamodb, sweep.table, self.retry)
-        )
+        schema = self.described(sweep.table)["KeySchema"]
+        hash_first = sorted(schema, key=lambda key: key["KeyType"] != "HASH")
+        expressions = Expressions.build(sweep, tuple(key["AttributeName"] for key in hash_first))
         request: dict[str, Any] = {
             "TableName": sweep.table,
             "Limit": 1,
