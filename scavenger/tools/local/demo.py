@@ -106,8 +106,8 @@ class DemoOptions:
     write_budget: float | None = None  # the sweep's max_write_units_per_second
 
     def __post_init__(self) -> None:
-        if self.write_budget is not None and not self.write_budget > 0:
-            raise ScavengerError(f"--write-budget: {self.write_budget} must be greater than zero")
+        if self.write_budget is not None and self.write_budget < 0:  # 0: no budget
+            raise ScavengerError(f"--write-budget: {self.write_budget} must be at least zero")
         if self.items < 1:
             raise ScavengerError(f"--items: {self.items} must be at least 1")
         if self.segments is not None and not 1 <= self.segments <= 10_000:
@@ -728,7 +728,7 @@ def plan_run(environment: dict[str, str], region: str, log_path: Path | None) ->
     try:
         result = container.invoke({"sweep": SWEEP_NAME, "dry_run": False}).result
     finally:
-        container.close()
+        container.close(wait=False)
     (run,) = result["runs"]
     if not run.get("started"):
         raise RuntimeError(f"the planner did not start a run: {run.get('reason')}")
@@ -764,6 +764,12 @@ class RunMonitor:
         self.observer.sweeping(done, self.total, self.counts.deleted)
 
     def done(self) -> bool:
+        """Whether the run is done: one GetItem, asked each fleet tick and as each
+        invocation ends (the one that finished the run is seen at once)."""
+        if not self.finished:
+            run = self.ledger.get_run(self.run_id)
+            if run is not None and run.status == "done":
+                self.finished, self.finished_at = True, time.monotonic()
         return self.finished
 
 
