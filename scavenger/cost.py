@@ -30,16 +30,28 @@ SQS_REQUESTS_PER_MESSAGE = 1.3
 LEDGER_WRITES_PER_MESSAGE = 2
 
 
-# Engines whose answers carry no ConsumedCapacity: the worker then counts one write
-# unit per deleted item (the least a delete costs; items over 1 KB cost more on AWS).
+# Engines whose BatchExecuteStatement answers carry no ConsumedCapacity (measured:
+# DynamoDB Local's DeleteItem reports the table's and each index's units, its
+# BatchExecuteStatement none). There the worker counts one write unit per deleted item
+# (the least a delete costs; items over 1 KB and index writes cost more on AWS).
 CAPACITY_UNREPORTED = frozenset({"dynamodb-local"})
 
 
 def write_units_basis(backend: str) -> str:
     """How a run's write units were counted on ``backend``, for the report."""
     if backend in CAPACITY_UNREPORTED:
-        return "one per deleted item (DynamoDB Local reports no consumed capacity)"
+        return "one per deleted item (DynamoDB Local's BatchExecuteStatement reports none)"
     return "consumed capacity as reported"
+
+
+def write_units_text(counts: Counts) -> str:
+    """``counts``' write units by table and by index, for people:
+    ``"1,500 (table 500, index ByOwner 500, index ByStatus 500)"``."""
+    parts = [f"table {counts.table_write_units:,.0f}"]
+    parts += [
+        f"index {name} {units:,.0f}" for name, units in sorted(counts.write_units_by_index.items())
+    ]
+    return f"{counts.write_units:,.0f} ({', '.join(parts)})"
 
 
 @dataclass(frozen=True)

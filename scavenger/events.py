@@ -42,7 +42,8 @@ def closed_at(item: dict[str, Any]) -> str | None:
 
 def run_detail(run: RunRecord, item: dict[str, Any], ledger: Ledger) -> dict[str, Any]:
     """What the event says about a closed run: its totals (summed from the segments if
-    the run item holds none), write units, cost estimate, duration, first error."""
+    the run item holds none), write units (the whole, the table's, each index's), cost
+    estimate, duration, first error."""
     segments = sorted(ledger.list_segments(run.run_id), key=lambda state: state.segment)
     totals = run.totals or sum((state.counts for state in segments), Counts())
     errors = [(state.segment, state.first_error) for state in segments if state.first_error]
@@ -68,8 +69,10 @@ def run_detail(run: RunRecord, item: dict[str, Any], ledger: Ledger) -> dict[str
         "duration_seconds": _seconds(run.created_at, closed_at(item)),
         "segments": run.total_segments,
         "segments_done": sum(1 for state in segments if state.status == "done"),
-        "totals": totals.as_dict(),
+        "totals": totals.to_json(),
         "write_units": totals.write_units,
+        "table_write_units": totals.table_write_units,
+        "write_units_by_index": dict(sorted(totals.write_units_by_index.items())),
         "cost_estimate_usd": estimate(totals, prices=Prices.from_env()).to_json(),
         "first_error": first_error,
         "segments_with_errors": len(errors),

@@ -19,6 +19,7 @@ from scavenger.errors import ConditionFailed, FatalError, RetryableError, Unproc
 from scavenger.message import Key, cursor_to_json
 from scavenger.observability import logger
 from scavenger.records import (
+    COUNTERS,
     MAX_ERROR_LENGTH,
     SEGMENT_PREFIX,
     Counts,
@@ -68,6 +69,24 @@ def _s(value: str) -> dict[str, str]:
 
 def _cursor_text(cursor: Key | None) -> str:
     return json.dumps(cursor_to_json(cursor), sort_keys=True, separators=(",", ":"))
+
+
+def _increments(counts: Counts) -> tuple[str, dict[str, Any], dict[str, str]]:
+    """``counts`` as an ADD clause's terms, their values and names: each counter by its
+    own name, each index's write units (an attribute named after the index, which may
+    hold any character) through a placeholder."""
+    terms: list[str] = []
+    values: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for position, (attribute, value) in enumerate(counts.item_values().items()):
+        if attribute in COUNTERS:
+            terms.append(f"{attribute} :{attribute}")
+            values[f":{attribute}"] = _n(value)
+        else:
+            names[f"#wu{position}"] = attribute
+            terms.append(f"#wu{position} :wu{position}")
+            values[f":wu{position}"] = _n(value)
+    return ", ".join(terms), values, names
 
 
 class Ledger:
@@ -376,8 +395,7 @@ class Ledger:
         counts: Counts,
         done: bool,
     ) -> bool:
-        increments = ", ".join(f"{name} :{name}" for name in counts.as_dict())
-        values = {f":{name}": _n(value) for name, value in counts.as_dict().items()}
+        increments, values, names = _increments(counts)
         values |= {
             ":hop": _n(hop),
             ":seen": _n(checkpoints),
@@ -387,14 +405,16 @@ class Ledger:
             ":done": _s("done"),
             ":now": _s(now_iso()),
         }
-        return (self._update_counting_done if done else self._update)(
+        request = self._update_request(
             run_id,
-            segment,
+            segment_part(segment),
             "SET #cursor = :cursor, #checkpoints = :next, #status = :status, "
             f"#updated_at = :now REMOVE #last_error ADD {increments}",
             "#hop = :hop AND #checkpoints = :seen AND #status <> :done",
             values,
+            names,
         )
+        return self._update_counting_done(run_id, request) if done else self._apply(request)
 
     def advance_hop(self, run_id: str, segment: int, hop: int, usage: Counts) -> bool:
         """After sending the continuation: hop := hop + 1, if it is still ``hop``.
@@ -510,25 +530,13 @@ class Ledger:
 
     # -- completion -------------------------------------------------------------------
 
-    def _update_counting_done(
-        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
-    ) -> bool:
+    def _update_counting_done(self, run_id: str, segment_update: dict[str, Any]) -> bool:
         """The segment's last checkpoint (it becomes done) and the run's count of done
         segments, in one transaction: a duplicate finish fails the segment's condition
         and is not counted, no crash can come between the two, and no item grows with
         the number of segments."""
-        names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
         items = [
-            {
-                "Update": {
-                    "TableName": self.table_name,
-                    "Key": {"run_id": _s(run_id), "part": _s(segment_part(segment))},
-                    "UpdateExpression": update,
-                    "ConditionExpression": condition,
-                    "ExpressionAttributeNames": names,
-                    "ExpressionAttributeValues": values,
-                }
-            },
+            {"Update": segment_update},
             {
                 "Update": {
                     "TableName": self.table_name,
@@ -548,17 +556,15 @@ class Ledger:
         except FatalError as exc:
             if not str(exc).startswith(NO_TRANSACTIONS):
                 raise
-            return self._update_then_count_done(run_id, segment, update, condition, values)
+            return self._update_then_count_done(run_id, segment_update)
         return True
 
-    def _update_then_count_done(
-        self, run_id: str, segment: int, update: str, condition: str, values: dict[str, Any]
-    ) -> bool:
+    def _update_then_count_done(self, run_id: str, segment_update: dict[str, Any]) -> bool:
         """For an engine without transactions (dynalite, a local emulator only): the same
         two writes one after the other. A duplicate is still not counted, but a crash
         between them leaves the segment done and uncounted, and its run open."""
         logger.warning("no TransactWriteItems: counting the done segment in a second write")
-        if not self._update(run_id, segment, update, condition, values):
+        if not self._apply(segment_update):
             return False
         self._call(
             "UpdateItem",
@@ -601,21 +607,20 @@ class Ledger:
                 ":running": _s("running"),
                 ":total": _n(total_segments),
                 ":now": _s(now_iso()),
-                ":totals": {"M": {name: _n(v) for name, v in totals.as_dict().items()}},
+                ":totals": {"M": {name: _n(v) for name, v in totals.item_values().items()}},
             },
         )
         return totals if finished else None
 
     def sum_done_segments(self, run_id: str) -> tuple[int, Counts]:
         """How many segments are done and their counters summed, or (-1, zero) as soon
-        as one is not done."""
-        counters = list(Counts().as_dict())
+        as one is not done. Whole items are read: each index's write units sit in an
+        attribute named after it, unknown here (a projection would not lower the read
+        units, which count the whole item anyway)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "ConsistentRead": True,
             "KeyConditionExpression": "run_id = :run AND begins_with(part, :seg)",
-            "ProjectionExpression": ", ".join(["#status", *counters]),
-            "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":run": _s(run_id), ":seg": _s(SEGMENT_PREFIX)},
         }
         done, totals = 0, Counts()
@@ -654,19 +659,32 @@ class Ledger:
     def _update_key(
         self, run_id: str, part: str, update: str, condition: str, values: dict[str, Any]
     ) -> bool:
+        return self._apply(self._update_request(run_id, part, update, condition, values))
+
+    def _update_request(
+        self,
+        run_id: str,
+        part: str,
+        update: str,
+        condition: str,
+        values: dict[str, Any],
+        extra_names: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """An UpdateItem's arguments, with the NAMES it uses and ``extra_names``."""
         names = {name: attr for name, attr in NAMES.items() if name in update or name in condition}
+        return {
+            "TableName": self.table_name,
+            "Key": {"run_id": _s(run_id), "part": _s(part)},
+            "UpdateExpression": update,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names | (extra_names or {}),
+            "ExpressionAttributeValues": values,
+        }
+
+    def _apply(self, request: dict[str, Any]) -> bool:
+        """Run a conditional UpdateItem; False if its condition failed."""
         try:
-            self._call(
-                "UpdateItem",
-                lambda: self.client.update_item(
-                    TableName=self.table_name,
-                    Key={"run_id": _s(run_id), "part": _s(part)},
-                    UpdateExpression=update,
-                    ConditionExpression=condition,
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
-                ),
-            )
+            self._call("UpdateItem", lambda: self.client.update_item(**request))
         except ConditionFailed:
             return False
         return True

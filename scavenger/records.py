@@ -5,7 +5,8 @@ and the operator reads. They parse DynamoDB items and know no client.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,13 @@ from scavenger.message import Key, cursor_from_json
 
 SEGMENT_PREFIX = "SEG#"
 MAX_ERROR_LENGTH = 500
+# A ledger attribute per secondary index holding the write units its deletes consumed
+# ("write_units#ByStatus"): top-level, as UpdateItem's ADD takes no nested path.
+INDEX_UNITS_PREFIX = "write_units#"
+
+
+def index_units_attribute(index: str) -> str:
+    return f"{INDEX_UNITS_PREFIX}{index}"
 
 
 @dataclass(frozen=True)
@@ -23,30 +31,64 @@ class Counts:
     skipped: int = 0
     unparseable: int = 0
     throttled: int = 0
-    # What the work cost: capacity units DynamoDB reported for Scan and DeleteItem,
+    # What the work cost: capacity units DynamoDB reported for Scan and the deletes,
     # ledger checkpoints (one per page, or part of a page cut short), segment messages
-    # that finished or continued, and the time spent on them.
+    # that finished or continued, and the time spent on them. ``write_units`` is the
+    # whole (table and indexes, what the write budget paces); ``write_units_by_index``
+    # the part each secondary index took, where the engine reports it.
     read_units: float = 0.0
     write_units: float = 0.0
     pages: int = 0
     messages: int = 0
     worker_ms: int = 0
+    write_units_by_index: Mapping[str, float] = field(default_factory=dict, hash=False)
+
+    @property
+    def table_write_units(self) -> float:
+        """The write units the table itself took: the whole less its indexes' part."""
+        return self.write_units - sum(self.write_units_by_index.values())
 
     def __add__(self, other: Counts) -> Counts:
+        by_index = dict(self.write_units_by_index)
+        for index, units in other.write_units_by_index.items():
+            by_index[index] = by_index.get(index, 0.0) + units
         return Counts(
-            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+            **{name: getattr(self, name) + getattr(other, name) for name in COUNTERS},
+            write_units_by_index=by_index,
         )
 
     def as_dict(self) -> dict[str, int | float]:
-        return asdict(self)
+        """The scalar counters (the ledger's ADD, the metrics), without the indexes."""
+        return {name: getattr(self, name) for name in COUNTERS}
+
+    def to_json(self) -> dict[str, Any]:
+        """The scalar counters, the table's write units and each index's."""
+        return self.as_dict() | {
+            "table_write_units": self.table_write_units,
+            "write_units_by_index": dict(sorted(self.write_units_by_index.items())),
+        }
+
+    def item_values(self) -> dict[str, int | float]:
+        """What the ledger stores: one attribute per counter and per index."""
+        by_index = self.write_units_by_index.items()
+        return self.as_dict() | {index_units_attribute(name): units for name, units in by_index}
 
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> Counts:
-        values: dict[str, int | float] = {}
+        values: dict[str, Any] = {}
         for counter in fields(cls):
-            raw = item.get(counter.name, {}).get("N", "0")
-            values[counter.name] = float(raw) if counter.type == "float" else int(Decimal(raw))
-        return cls(**values)  # type: ignore[arg-type]
+            if counter.name in COUNTERS:
+                raw = item.get(counter.name, {}).get("N", "0")
+                values[counter.name] = float(raw) if counter.type == "float" else int(Decimal(raw))
+        values["write_units_by_index"] = {
+            name.removeprefix(INDEX_UNITS_PREFIX): float(value["N"])
+            for name, value in item.items()
+            if name.startswith(INDEX_UNITS_PREFIX)
+        }
+        return cls(**values)
+
+
+COUNTERS = tuple(f.name for f in fields(Counts) if f.name != "write_units_by_index")
 
 
 @dataclass(frozen=True)
@@ -160,7 +202,7 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["done_segments"] = data.pop("segments_done")  # the key it always had: a count
-        data["totals"] = self.totals.as_dict() if self.totals else None
+        data["totals"] = self.totals.to_json() if self.totals else None
         return data
 
 

@@ -84,6 +84,7 @@ def _usage(meter: Meter) -> dict[str, Any]:
         "throttled": meter.retries,
         "read_units": meter.read_units,
         "write_units": meter.write_units,
+        "write_units_by_index": dict(meter.write_units_by_index),
     }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from scavenger.errors import ConditionFailed, FatalError, RetryableError, statement_outcome
@@ -15,24 +15,74 @@ from scavenger.retry import RetryPolicy
 
 @dataclass
 class Meter:
-    """What the data-plane calls of one message cost: retries and capacity units."""
+    """What the data-plane calls of one message cost: retries and capacity units.
+
+    ``write_units`` is the whole (table and indexes); ``write_units_by_index`` the
+    part each secondary index took, where the engine reports it.
+    """
 
     retries: int = 0
     read_units: float = 0.0
     write_units: float = 0.0
+    write_units_by_index: dict[str, float] = field(default_factory=dict)
 
     def count_retry(self) -> None:
         self.retries += 1
 
     def snapshot(self) -> Meter:
-        return Meter(self.retries, self.read_units, self.write_units)
+        return Meter(
+            self.retries, self.read_units, self.write_units, dict(self.write_units_by_index)
+        )
 
     def since(self, earlier: Meter) -> Meter:
+        by_index = {
+            index: units - earlier.write_units_by_index.get(index, 0.0)
+            for index, units in self.write_units_by_index.items()
+        }
         return Meter(
             self.retries - earlier.retries,
             self.read_units - earlier.read_units,
             self.write_units - earlier.write_units,
+            {index: units for index, units in by_index.items() if units},
         )
+
+    def count_writes(self, consumed: WriteUnits | None, deleted: int) -> None:
+        """Add what a delete call consumed; where the engine reported nothing
+        (BatchExecuteStatement on DynamoDB Local), one unit per deleted item, the least
+        a delete costs, with no index part."""
+        if consumed is None:
+            self.write_units += deleted
+            return
+        self.write_units += consumed.total
+        for index, units in consumed.by_index.items():
+            self.write_units_by_index[index] = self.write_units_by_index.get(index, 0.0) + units
+
+
+@dataclass(frozen=True)
+class WriteUnits:
+    """The write units one call consumed: the whole and each secondary index's part."""
+
+    total: float
+    by_index: dict[str, float]
+
+
+def write_units(response: dict[str, Any]) -> WriteUnits | None:
+    """Parse ``ConsumedCapacity`` asked with INDEXES: one entry (DeleteItem) or a list
+    of them (BatchExecuteStatement). None when the response carries none."""
+    consumed = response.get("ConsumedCapacity")
+    if not consumed:
+        return None
+    total, by_index = 0.0, dict[str, float]()
+    for entry in consumed if isinstance(consumed, list) else [consumed]:
+        indexes: dict[str, float] = {}
+        for kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            for index, capacity in entry.get(kind, {}).items():
+                indexes[index] = float(capacity.get("CapacityUnits", 0.0))
+        table = float(entry.get("Table", {}).get("CapacityUnits", 0.0))
+        total += float(entry.get("CapacityUnits", table + sum(indexes.values())))
+        for index, units in indexes.items():
+            by_index[index] = by_index.get(index, 0.0) + units
+    return WriteUnits(total, by_index)
 
 
 def _capacity(response: dict[str, Any]) -> float:
@@ -131,13 +181,13 @@ class SweptTable:
                     ConditionExpression=self.expressions.delete_condition,
                     ExpressionAttributeNames=self.expressions.delete_names,
                     ExpressionAttributeValues=values,
-                    ReturnConsumedCapacity="TOTAL",
+                    ReturnConsumedCapacity="INDEXES",
                 ),
                 "DeleteItem",
             )
         except ConditionFailed:
             return False
-        self.meter.write_units += _capacity(response)
+        self.meter.count_writes(write_units(response), 1)
         return True
 
     def current(self, item: dict[str, Any]) -> dict[str, Any] | None:
@@ -181,7 +231,7 @@ class SweptTable:
                     }
                 )
             response = self.client.batch_execute_statement(
-                Statements=statements, ReturnConsumedCapacity="TOTAL"
+                Statements=statements, ReturnConsumedCapacity="INDEXES"
             )
             again: list[dict[str, Any]] = []
             errors: list[str] = []
@@ -202,18 +252,9 @@ class SweptTable:
                     errors.append(code)
                 else:
                     raise FatalError(f"{code}: {error.get('Message', '')}")
-            self._count_writes(response, deleted)
+            self.meter.count_writes(write_units(response), deleted)
             pending = again
             if again:
                 raise RetryableError(f"{len(again)} of {len(statements)} statements: {errors[0]}")
 
         self.retry.call(attempt, "BatchExecuteStatement")
-
-    def _count_writes(self, response: dict[str, Any], deleted: int) -> None:
-        """The units the batch consumed; where the service reports none (DynamoDB
-        Local), one write unit per deleted item, the least a delete costs."""
-        consumed = response.get("ConsumedCapacity")
-        if consumed:
-            self.meter.write_units += sum(float(c.get("CapacityUnits", 0.0)) for c in consumed)
-        else:
-            self.meter.write_units += deleted

@@ -18,6 +18,7 @@ import secrets
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -330,7 +331,25 @@ def report_table(report: DemoReport) -> Table:
     table.add_column("", style="bold")
     table.add_column("value", justify="right")
     table.add_column("meaning", style="dim")
-    rows: list[tuple[str, str, str]] = [
+    for name, value, meaning in _outcome_rows(report, data):
+        table.add_row(name, value, meaning)
+    calls = report.fleet.api_calls
+    total = sum(calls.values())
+    table.add_section()
+    for operation, count in sorted(calls.items(), key=lambda pair: -pair[1]):
+        table.add_row(f"  {operation}", f"{count:,}", "API calls by the workers")
+    per_item = total / report.deleted if report.deleted else 0.0
+    table.add_row("API calls", f"{total:,}", f"{per_item:.2f} per deleted item")
+    table.add_section()
+    _add_cost_rows(table, report, data)
+    return table
+
+
+def _outcome_rows(report: DemoReport, data: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """What the run did and how fast: the truth, the ledger's counters, the fleet's."""
+    fleet, timeout = report.fleet, report.timeout_seconds
+    budget = f" (budget {report.write_budget:g})" if report.write_budget else ""
+    return [
         ("items", f"{report.items:,}", "seeded into Workers"),
         ("expired", f"{report.expired:,}", 'old enough and Completed 1 or "1" (the truth)'),
         ("deleted", f"{report.deleted:,}", "gone from the table"),
@@ -340,52 +359,44 @@ def report_table(report: DemoReport) -> Table:
         ("skipped", f"{report.ledger.skipped:,}", "delete condition failed: changed or gone"),
         ("unparseable", f"{report.ledger.unparseable:,}", "bad StartExecutionTime, never deleted"),
         ("segments", f"{report.segments}", "parallel-scan segments (one message each)"),
-        (
-            "workers",
-            f"{report.workers}",
-            f"concurrent invocations, timeout {report.timeout_seconds:g}s",
-        ),
+        ("workers", f"{report.workers}", f"concurrent invocations, timeout {timeout:g}s"),
         (
             "invocations",
-            f"{report.fleet.invocations:,}",
-            f"{report.fleet.cold_starts} cold starts, {report.fleet.timeouts} killed at timeout",
+            f"{fleet.invocations:,}",
+            f"{fleet.cold_starts} cold starts, {fleet.timeouts} killed at timeout",
         ),
         (
             "continuations",
-            f"{report.fleet.continuations:,}",
+            f"{fleet.continuations:,}",
             "messages with hop > 0 (out of time, resumed)",
         ),
-        ("DLQ", _flag(report.fleet.dlq), "messages past maxReceiveCount"),
+        ("DLQ", _flag(fleet.dlq), "messages past maxReceiveCount"),
         ("seconds", f"{report.seconds:.1f}", "from planning to the run done"),
         ("deleted / s", f"{data['deleted_per_second']:,.1f}", "deleted / seconds"),
         (
             "write units / s",
             f"{data['write_units_per_second']:,.1f}",
-            "consumed write units / seconds"
-            + (f" (budget {report.write_budget:g})" if report.write_budget else ""),
+            f"consumed write units / seconds{budget}",
         ),
     ]
-    for name, value, meaning in rows:
-        table.add_row(name, value, meaning)
-    calls = report.fleet.api_calls
-    total = sum(calls.values())
-    table.add_section()
-    for operation, count in sorted(calls.items(), key=lambda pair: -pair[1]):
-        table.add_row(f"  {operation}", f"{count:,}", "API calls by the workers")
-    per_item = total / report.deleted if report.deleted else 0.0
-    table.add_row("API calls", f"{total:,}", f"{per_item:.2f} per deleted item")
+
+
+def _add_cost_rows(table: Table, report: DemoReport, data: dict[str, Any]) -> None:
+    """The write units by table and by index, then what the run would cost on AWS."""
+    ledger = report.ledger
+    table.add_row("write units", f"{ledger.write_units:,.0f}", data["write_units_basis"])
+    table.add_row("  table", f"{ledger.table_write_units:,.0f}", "the table's own writes")
+    for index, units in sorted(ledger.write_units_by_index.items()):
+        table.add_row(f"  index {index}", f"{units:,.0f}", "this index's writes")
     cost = data["cost"]
-    table.add_section()
     table.add_row(
         "cost estimate",
         f"${cost['total']:.4f}",
         "these units at AWS on-demand prices: "
         f"DynamoDB ${cost['dynamodb_reads'] + cost['dynamodb_writes']:.4f}, "
         f"Lambda ${cost['lambda_compute'] + cost['lambda_requests']:.4f}, "
-        f"SQS ${cost['sqs_requests']:.4f}; "
-        f"{data['write_units']:,.0f} write units: {data['write_units_basis']}",
+        f"SQS ${cost['sqs_requests']:.4f}",
     )
-    return table
 
 
 def _flag(count: int) -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
-from scavenger.cost import Prices, projected_run
+from scavenger.cost import Prices, projected_run, write_units_text
 from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import ScavengerError
 from scavenger.settings import DEFAULT_PAGE_SIZE
@@ -27,6 +27,9 @@ from scavenger.tools.ops.context import (
 )
 from scavenger.tools.ops.output import ago, console, human_duration, print_json
 from scavenger.tools.ops.status import RunDetail, RunSummary, recent_runs, run_detail
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 MAX_ERROR_SHOWN = 160
 
@@ -88,7 +91,7 @@ def dashboard_footer(operator: Operator) -> None:
         console().print(f"dashboard: {escape(name)} (CloudWatch console, Dashboards)")
 
 
-def real_run_cost(dynamodb: Any, summary: RunSummary) -> dict[str, Any] | None:
+def real_run_cost(dynamodb: DynamoDBClient, summary: RunSummary) -> dict[str, Any] | None:
     """For a finished dry run: the cost of deleting what it found, with the table's size."""
     run = summary.run
     if not run.dry_run or run.status != "done":
@@ -112,6 +115,7 @@ def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
     table = Table(title="recent runs", title_justify="left")
     for column in ("sweep", "run", "started", "status", "segments", "failed", "deleted"):
         table.add_column(column, justify="right" if column in ("failed", "deleted") else "left")
+    table.add_column("write units", justify="right")
     table.add_column("duration", justify="right")
     table.add_column("last progress")
     for sweep, summaries in runs.items():
@@ -125,6 +129,7 @@ def render_runs(runs: dict[str, list[RunSummary]], now: datetime) -> None:
                 f"{run.segments_done}/{run.total_segments}",
                 str(summary.failed),
                 str(summary.counts.deleted),
+                write_units_text(summary.counts),
                 human_duration(summary.seconds),
                 ago(summary.last_progress, now),
             )
@@ -160,6 +165,25 @@ def render_detail(detail: RunDetail, now: datetime) -> None:
         f"duration {human_duration(summary.seconds)}"
     )
     print_halt(summary)
+    out.print(segment_table(detail, now))
+    totals = summary.counts
+    out.print(
+        f"totals: scanned {totals.scanned}  expired {totals.expired}  deleted {totals.deleted}  "
+        f"skipped {totals.skipped}  unparseable {totals.unparseable}  "
+        f"throttled {totals.throttled}"
+    )
+    out.print(f"write units: {escape(write_units_text(totals))}")
+    in_dlq = sum(1 for row in detail.segments if row.in_dlq)
+    if in_dlq:
+        out.print(
+            f"{in_dlq} segment(s) have a message in the DLQ: `scavenger redrive` sends them back"
+        )
+    if detail.dlq_note:
+        out.print(detail.dlq_note)
+
+
+def segment_table(detail: RunDetail, now: datetime) -> Table:
+    """One row per segment: status, hop, counters, last update, DLQ, last error."""
     table = Table(show_lines=False)
     columns = ("seg", "status", "hop", "scanned", "expired", "deleted", "skipped")
     for column in (*columns, "unparseable", "throttled"):
@@ -174,32 +198,14 @@ def render_detail(detail: RunDetail, now: datetime) -> None:
             hops = ",".join(str(hop) for hop in row.dlq_hops)
             dlq = f"hop {hops}" + (" (stale)" if row.to_json()["dlq_stale"] else "")
         status = state.status + (" (requeue unsent)" if row.requeue_unconfirmed else "")
+        counters = (counts.scanned, counts.expired, counts.deleted, counts.skipped)
         table.add_row(
             str(state.segment),
             status,
             str(state.hop),
-            str(counts.scanned),
-            str(counts.expired),
-            str(counts.deleted),
-            str(counts.skipped),
-            str(counts.unparseable),
-            str(counts.throttled),
+            *(str(counter) for counter in (*counters, counts.unparseable, counts.throttled)),
             ago(state.updated_at, now),
             dlq,
             escape((state.last_error or "")[:MAX_ERROR_SHOWN]),
         )
-    out.print(table)
-    totals = summary.counts
-    out.print(
-        f"totals: scanned {totals.scanned}  expired {totals.expired}  deleted {totals.deleted}  "
-        f"skipped {totals.skipped}  unparseable {totals.unparseable}  "
-        f"throttled {totals.throttled}"
-    )
-    in_dlq = sum(1 for row in detail.segments if row.in_dlq)
-    if in_dlq:
-        out.print(
-            f"{in_dlq} segment(s) have a message in the DLQ: `scavenger redrive` sends them back"
-        )
-    for note in (detail.dlq_note,):
-        if note:
-            out.print(note)
+    return table

@@ -201,6 +201,8 @@ class DemoReport:
             "total_seconds": round(self.total_seconds, 3),
             "cost": estimate(self.ledger, prices=Prices.from_env()).to_json(),
             "write_units": round(self.ledger.write_units, 1),
+            "table_write_units": round(self.ledger.table_write_units, 1),
+            "write_units_by_index": self.ledger.to_json()["write_units_by_index"],
             "write_units_basis": write_units_basis(self.backend),
             "log_file": self.log_path,
         }
