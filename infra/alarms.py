@@ -8,6 +8,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.queues import SweepQueues
@@ -31,12 +32,23 @@ class FleetAlarms(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms = [
+            *self._queue_alarms(queues, oldest_message_age=oldest_message_age),
+            *self._worker_alarms(worker),
+            *self._planner_alarms(planner, failures=queues.planner_failures),
+        ]
+        if topic_arn:
+            topic = sns.Topic.from_topic_arn(self, "Topic", topic_arn)
+            for alarm in self.alarms:
+                alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
+
+    def _queue_alarms(
+        self, queues: SweepQueues, *, oldest_message_age: Duration
+    ) -> list[cloudwatch.Alarm]:
+        return [
             self._alarm(
                 "DeadLetterQueueNotEmpty",
                 "A segment reached the DLQ: inspect it with `scavenger dlq`, then redrive it",
-                queues.dead_letter_queue.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-                ),
+                _messages_waiting(queues.dead_letter_queue),
             ),
             self._alarm(
                 "OldestMessageAge",
@@ -47,6 +59,10 @@ class FleetAlarms(Construct):
                 ),
                 threshold=oldest_message_age.to_seconds(),
             ),
+        ]
+
+    def _worker_alarms(self, worker: lambda_.IFunction) -> list[cloudwatch.Alarm]:
+        return [
             self._alarm(
                 "WorkerErrors",
                 "Worker invocations failed (crash or timeout)",
@@ -58,13 +74,17 @@ class FleetAlarms(Construct):
                 "event source's maximum concurrency",
                 worker.metric_throttles(period=PERIOD, statistic=cloudwatch.Stats.SUM),
             ),
+        ]
+
+    def _planner_alarms(
+        self, planner: lambda_.IFunction, *, failures: sqs.IQueue
+    ) -> list[cloudwatch.Alarm]:
+        return [
             self._alarm(
                 "PlannerFailureKept",
                 "A scheduled run failed after Lambda's retries and its event was kept: find "
                 "the cause in the planner's logs, fix it, then `scavenger plan --from-failed`",
-                queues.planner_failures.metric_approximate_number_of_messages_visible(
-                    period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
-                ),
+                _messages_waiting(failures),
             ),
             self._alarm(
                 "PlannerErrors",
@@ -72,10 +92,6 @@ class FleetAlarms(Construct):
                 planner.metric_errors(period=PERIOD, statistic=cloudwatch.Stats.SUM),
             ),
         ]
-        if topic_arn:
-            topic = sns.Topic.from_topic_arn(self, "Topic", topic_arn)
-            for alarm in self.alarms:
-                alarm.add_alarm_action(cloudwatch_actions.SnsAction(topic))
 
     def _alarm(
         self, name: str, description: str, metric: cloudwatch.IMetric, *, threshold: float = 0
@@ -91,3 +107,10 @@ class FleetAlarms(Construct):
             evaluation_periods=1,
             treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         )
+
+
+def _messages_waiting(queue: sqs.IQueue) -> cloudwatch.Metric:
+    """A queue's visible messages, the largest count a minute: one message is worth an alarm."""
+    return queue.metric_approximate_number_of_messages_visible(
+        period=Duration.minutes(1), statistic=cloudwatch.Stats.MAXIMUM
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
@@ -13,6 +13,7 @@ from infra.functions import METRICS_NAMESPACE, SERVICE_NAME
 from infra.queues import SweepQueues
 
 PERIOD = Duration.minutes(1)
+AVERAGE, MAXIMUM, SUM = cloudwatch.Stats.AVERAGE, cloudwatch.Stats.MAXIMUM, cloudwatch.Stats.SUM
 WIDTH = 8  # three widgets a row (the grid is 24 wide)
 HEIGHT = 6
 
@@ -24,7 +25,7 @@ def sweep_metric(sweep: str, name: str, label: str) -> cloudwatch.Metric:
         namespace=METRICS_NAMESPACE,
         metric_name=name,
         dimensions_map={"sweep": sweep, "service": SERVICE_NAME},
-        statistic=cloudwatch.Stats.SUM,
+        statistic=SUM,
         period=PERIOD,
         label=label,
     )
@@ -74,19 +75,15 @@ class FleetDashboard(Construct):
         return [
             _graph(
                 f"{sweep}: deleted and skipped",
-                [
-                    sweep_metric(sweep, "deleted", "deleted"),
-                    sweep_metric(sweep, "skipped", "skipped (changed or gone)"),
-                    sweep_metric(sweep, "unparseable", "unparseable"),
-                ],
+                sweep_metric(sweep, "deleted", "deleted"),
+                sweep_metric(sweep, "skipped", "skipped (changed or gone)"),
+                sweep_metric(sweep, "unparseable", "unparseable"),
             ),
-            _graph(f"{sweep}: throttled requests", [sweep_metric(sweep, "throttled", "throttled")]),
+            _graph(f"{sweep}: throttled requests", sweep_metric(sweep, "throttled", "throttled")),
             _graph(
                 f"{sweep}: consumed capacity units",
-                [
-                    sweep_metric(sweep, "write_units", "write units"),
-                    sweep_metric(sweep, "read_units", "read units"),
-                ],
+                sweep_metric(sweep, "write_units", "write units"),
+                sweep_metric(sweep, "read_units", "read units"),
             ),
         ]
 
@@ -96,30 +93,22 @@ class FleetDashboard(Construct):
         return [
             _graph(
                 "queue depth (segments waiting and in flight)",
-                [
-                    queue.metric_approximate_number_of_messages_visible(
-                        period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM, label="waiting"
-                    ),
-                    queue.metric_approximate_number_of_messages_not_visible(
-                        period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM, label="in flight"
-                    ),
-                ],
+                _per_minute(
+                    queue.metric_approximate_number_of_messages_visible, MAXIMUM, "waiting"
+                ),
+                _per_minute(
+                    queue.metric_approximate_number_of_messages_not_visible, MAXIMUM, "in flight"
+                ),
             ),
             _graph(
                 "oldest segment message age (s)",
-                [
-                    queue.metric_approximate_age_of_oldest_message(
-                        period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM, label="oldest"
-                    )
-                ],
+                _per_minute(queue.metric_approximate_age_of_oldest_message, MAXIMUM, "oldest"),
             ),
             _graph(
                 "DLQ depth (`scavenger dlq`, `scavenger redrive`)",
-                [
-                    dlq.metric_approximate_number_of_messages_visible(
-                        period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM, label="in the DLQ"
-                    )
-                ],
+                _per_minute(
+                    dlq.metric_approximate_number_of_messages_visible, MAXIMUM, "in the DLQ"
+                ),
             ),
         ]
 
@@ -128,39 +117,29 @@ class FleetDashboard(Construct):
         return [
             _graph(
                 "worker duration (ms)",
-                [
-                    worker.metric_duration(
-                        period=PERIOD, statistic=cloudwatch.Stats.AVERAGE, label="average"
-                    ),
-                    worker.metric_duration(
-                        period=PERIOD, statistic=cloudwatch.Stats.MAXIMUM, label="maximum"
-                    ),
-                ],
+                _per_minute(worker.metric_duration, AVERAGE, "average"),
+                _per_minute(worker.metric_duration, MAXIMUM, "maximum"),
             ),
             _graph(
                 "worker errors and throttles",
-                [
-                    worker.metric_errors(
-                        period=PERIOD, statistic=cloudwatch.Stats.SUM, label="errors"
-                    ),
-                    worker.metric_throttles(
-                        period=PERIOD, statistic=cloudwatch.Stats.SUM, label="throttles"
-                    ),
-                ],
+                _per_minute(worker.metric_errors, SUM, "errors"),
+                _per_minute(worker.metric_throttles, SUM, "throttles"),
             ),
             _graph(
                 "worker concurrent executions",
-                [
-                    worker.metric(
-                        "ConcurrentExecutions",
-                        period=PERIOD,
-                        statistic=cloudwatch.Stats.MAXIMUM,
-                        label="concurrent",
-                    )
-                ],
+                worker.metric(
+                    "ConcurrentExecutions", period=PERIOD, statistic=MAXIMUM, label="concurrent"
+                ),
             ),
         ]
 
 
-def _graph(title: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
-    return cloudwatch.GraphWidget(title=title, left=metrics, width=WIDTH, height=HEIGHT)
+def _per_minute(
+    metric: Callable[..., cloudwatch.Metric], statistic: str, label: str
+) -> cloudwatch.Metric:
+    """One of a construct's metric methods (``queue.metric_...``), a point a minute."""
+    return metric(period=PERIOD, statistic=statistic, label=label)
+
+
+def _graph(title: str, *metrics: cloudwatch.IMetric) -> cloudwatch.GraphWidget:
+    return cloudwatch.GraphWidget(title=title, left=list(metrics), width=WIDTH, height=HEIGHT)

@@ -70,6 +70,48 @@ WORKER_LEDGER_ACTIONS = (
 )
 QUEUE_SEND_ACTIONS = ("sqs:SendMessage",)
 PLANNER_ASYNC_RETRIES = 2
+PLANNER_CHECKOV_SKIPS = {
+    "CKV_AWS_116": "Failed asynchronous invocations go to an on-failure destination "
+    "(the planner failure queue), which keeps the event with the error; a DLQ "
+    "(DeadLetterConfig) would keep the event alone",
+    "CKV_AWS_115": "Runs once per schedule, and a second concurrent run of a sweep "
+    "is refused by the ledger (a compare-and-set). Reserved concurrency is carved "
+    "out of the account's pool: the deployment fails where that would leave less "
+    "than 10 unreserved (a new account has 10 in all)",
+}
+WORKER_CHECKOV_SKIPS = {
+    "CKV_AWS_116": "Invoked synchronously by the SQS event source mapping, which "
+    "never uses a function DLQ: a failing segment goes to the segment queue's DLQ "
+    f"after {MAX_RECEIVE_COUNT} receives (its redrive policy)",
+    "CKV_AWS_115": "Concurrency is capped by the event source mapping's maximum "
+    "concurrency (max_concurrency), which, unlike reserved concurrency, neither "
+    "throttles deliveries back into the queue nor takes from the account's pool",
+}
+
+
+def shared_environment(
+    settings: StackSettings, *, queues: SweepQueues, ledger: dynamodb.ITable
+) -> dict[str, str]:
+    """What both functions read at cold start (scavenger.settings): sweeps and resources."""
+    return {
+        "SCAVENGER_SWEEPS": settings.sweeps_json,
+        "SCAVENGER_QUEUE_URL": queues.queue.queue_url,
+        "SCAVENGER_DLQ_URL": queues.dead_letter_queue.queue_url,
+        "SCAVENGER_LEDGER_TABLE": ledger.table_name,
+        "SCAVENGER_MAX_CONCURRENCY": str(settings.max_concurrency),
+        "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+        "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+    }
+
+
+def worker_environment(settings: StackSettings) -> dict[str, str]:
+    """The worker's own limits: its hop budget and the time it keeps to checkpoint."""
+    return {
+        "SCAVENGER_MAX_HOPS": str(settings.max_hops),
+        # Time kept to checkpoint and continue: room for a slow call or two
+        # (the clients' connect and read timeouts are 3 s and 10 s).
+        "SCAVENGER_SAFETY_MARGIN_SECONDS": str(max(5, settings.worker_timeout_seconds // 10)),
+    }
 
 
 @jsii.implements(lambda_.IDestination)
@@ -105,16 +147,26 @@ class SweepFunctions(Construct):
         ledger: dynamodb.ITable,
     ) -> None:
         super().__init__(scope, construct_id)
-        environment = {
-            "SCAVENGER_SWEEPS": settings.sweeps_json,
-            "SCAVENGER_QUEUE_URL": queues.queue.queue_url,
-            "SCAVENGER_DLQ_URL": queues.dead_letter_queue.queue_url,
-            "SCAVENGER_LEDGER_TABLE": ledger.table_name,
-            "SCAVENGER_MAX_CONCURRENCY": str(settings.max_concurrency),
-            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
-            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
-        }
-        self.planner = self._function(
+        environment = shared_environment(settings, queues=queues, ledger=ledger)
+        self.planner = self._planner(code, settings, environment, failures=queues.planner_failures)
+        self.worker = self._worker(code, settings, environment)
+        self._grant_swept_tables(settings)
+        ledger.grant(self.planner, *PLANNER_LEDGER_ACTIONS)
+        ledger.grant(self.worker, *WORKER_LEDGER_ACTIONS)
+        for function in (self.planner, self.worker):
+            queues.queue.grant(function, *QUEUE_SEND_ACTIONS)
+        self._consume(queues.queue, settings)
+        self.schedule = self._schedule(settings)
+
+    def _planner(
+        self,
+        code: lambda_.Code,
+        settings: StackSettings,
+        environment: Mapping[str, str],
+        *,
+        failures: sqs.IQueue,
+    ) -> lambda_.Function:
+        planner = self._function(
             "Planner",
             code=code,
             handler=PLANNER_HANDLER,
@@ -126,54 +178,32 @@ class SweepFunctions(Construct):
         )
         # EventBridge invokes the planner asynchronously: a run that still fails after
         # Lambda's retries is kept on the failure queue (`scavenger plan --from-failed`).
-        self.planner.configure_async_invoke(
-            retry_attempts=PLANNER_ASYNC_RETRIES,
-            on_failure=SendOnlyQueueDestination(queues.planner_failures),
+        planner.configure_async_invoke(
+            retry_attempts=PLANNER_ASYNC_RETRIES, on_failure=SendOnlyQueueDestination(failures)
         )
-        skip_checks(
-            self.planner,
-            {
-                "CKV_AWS_116": "Failed asynchronous invocations go to an on-failure destination "
-                "(the planner failure queue), which keeps the event with the error; a DLQ "
-                "(DeadLetterConfig) would keep the event alone",
-                "CKV_AWS_115": "Runs once per schedule, and a second concurrent run of a sweep "
-                "is refused by the ledger (a compare-and-set). Reserved concurrency is carved "
-                "out of the account's pool: the deployment fails where that would leave less "
-                "than 10 unreserved (a new account has 10 in all)",
-            },
-        )
+        skip_checks(planner, PLANNER_CHECKOV_SKIPS)
+        return planner
+
+    def _worker(
+        self, code: lambda_.Code, settings: StackSettings, environment: Mapping[str, str]
+    ) -> lambda_.Function:
         # Continuations go back through the queue into this function; Lambda would stop that
         # loop after ~16 hops, so the worker enforces its own hop budget (SCAVENGER_MAX_HOPS).
-        self.worker = self._function(
+        worker = self._function(
             "Worker",
             code=code,
             handler=WORKER_HANDLER,
             description="Scavenger worker: scans one segment and deletes what is expired",
             timeout=Duration.seconds(settings.worker_timeout_seconds),
             memory_mb=settings.worker_memory_mb,
-            environment={
-                **environment,
-                "SCAVENGER_MAX_HOPS": str(settings.max_hops),
-                # Time kept to checkpoint and continue: room for a slow call or two
-                # (the clients' connect and read timeouts are 3 s and 10 s).
-                "SCAVENGER_SAFETY_MARGIN_SECONDS": str(
-                    max(5, settings.worker_timeout_seconds // 10)
-                ),
-            },
+            environment={**environment, **worker_environment(settings)},
             recursive_loop=lambda_.RecursiveLoop.ALLOW,
         )
-        skip_checks(
-            self.worker,
-            {
-                "CKV_AWS_116": "Invoked synchronously by the SQS event source mapping, which "
-                "never uses a function DLQ: a failing segment goes to the segment queue's DLQ "
-                f"after {MAX_RECEIVE_COUNT} receives (its redrive policy)",
-                "CKV_AWS_115": "Concurrency is capped by the event source mapping's maximum "
-                "concurrency (max_concurrency), which, unlike reserved concurrency, neither "
-                "throttles deliveries back into the queue nor takes from the account's pool",
-            },
-        )
+        skip_checks(worker, WORKER_CHECKOV_SKIPS)
+        return worker
 
+    def _grant_swept_tables(self, settings: StackSettings) -> None:
+        """Each swept table, imported by name, grants each function what its sweeps need."""
         deleting, filtered = settings.deleting_tables, settings.filtered_tables
         batch_deleting = settings.batch_deleting_tables
         for index, table_name in enumerate(settings.tables):
@@ -188,20 +218,21 @@ class SweepFunctions(Construct):
                 *(SWEPT_TABLE_ACTIONS if table_name in deleting else DRY_RUN_TABLE_ACTIONS),
                 *(BATCH_DELETE_ACTIONS if table_name in batch_deleting else ()),
             )
-        ledger.grant(self.planner, *PLANNER_LEDGER_ACTIONS)
-        ledger.grant(self.worker, *WORKER_LEDGER_ACTIONS)
-        for function in (self.planner, self.worker):
-            queues.queue.grant(function, *QUEUE_SEND_ACTIONS)
 
+    def _consume(self, queue: sqs.IQueue, settings: StackSettings) -> None:
+        """The worker on the segment queue; a failed record alone goes back to the queue."""
         self.worker.add_event_source(
             event_sources.SqsEventSource(
-                queues.queue,
+                queue,
                 batch_size=settings.batch_size,
                 max_concurrency=settings.max_concurrency,
                 report_batch_item_failures=True,
             )
         )
-        self.schedule = events.Rule(
+
+    def _schedule(self, settings: StackSettings) -> events.Rule:
+        """The rule that starts a run of every sweep (off with context schedule_enabled)."""
+        return events.Rule(
             self,
             "Schedule",
             description="Starts a Scavenger run of every configured sweep",

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as dynamodb
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
@@ -27,8 +28,7 @@ class ScavengerStack(cdk.Stack):
     """Queue + DLQ, ledger, planner on a schedule, worker fleet on the queue, alarms.
 
     The outputs ``QueueUrl``, ``DlqUrl``, ``LedgerTableName`` and ``PlannerFailureQueueUrl``
-    are a contract: the CLI's
-    ``--stack NAME`` reads them.
+    are a contract: the CLI's ``--stack NAME`` reads them.
     """
 
     def __init__(
@@ -69,27 +69,30 @@ class ScavengerStack(cdk.Stack):
             functions=functions,
             ledger=ledger.table,
         )
-        cdk.CfnOutput(
-            self, "QueueUrl", value=queues.queue.queue_url, description="Segment queue (FIFO)"
+        self._outputs(queues, ledger.table)
+
+    def _outputs(self, queues: SweepQueues, ledger: dynamodb.ITable) -> None:
+        """The outputs the CLI's ``--stack NAME`` reads."""
+        outputs = (
+            ("QueueUrl", queues.queue.queue_url, "Segment queue (FIFO)"),
+            (
+                "DlqUrl",
+                queues.dead_letter_queue.queue_url,
+                "Dead-letter queue (FIFO): `scavenger dlq`, `scavenger redrive`",
+            ),
+            (
+                "PlannerFailureQueueUrl",
+                queues.planner_failures.queue_url,
+                "Failed scheduled planner runs: `scavenger plan --from-failed`",
+            ),
+            (
+                "LedgerTableName",
+                ledger.table_name,
+                "Run and segment checkpoints: `scavenger status`",
+            ),
         )
-        cdk.CfnOutput(
-            self,
-            "DlqUrl",
-            value=queues.dead_letter_queue.queue_url,
-            description="Dead-letter queue (FIFO): `scavenger dlq`, `scavenger redrive`",
-        )
-        cdk.CfnOutput(
-            self,
-            "PlannerFailureQueueUrl",
-            value=queues.planner_failures.queue_url,
-            description="Failed scheduled planner runs: `scavenger plan --from-failed`",
-        )
-        cdk.CfnOutput(
-            self,
-            "LedgerTableName",
-            value=ledger.table.table_name,
-            description="Run and segment checkpoints: `scavenger status`",
-        )
+        for output_id, value, description in outputs:
+            cdk.CfnOutput(self, output_id, value=value, description=description)
 
 
 def build(app: cdk.App) -> ScavengerStack:

@@ -9,7 +9,7 @@ from scavenger.plan import PlanRequest, plan
 from scavenger.runtime import lambda_runtime
 
 
+@logger.inject_lambda_context
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    logger.append_keys(request_id=getattr(context, "aws_request_id", None))
     request = PlanRequest.from_event(event)
     return plan(request, lambda_runtime())

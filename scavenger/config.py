@@ -380,30 +380,30 @@ def _parse_bool(value: object, field_name: str) -> bool:
 
 
 def _parse_rate(value: object) -> float:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 <= value <= MAX_DELETES_PER_SECOND  # NaN fails this too
-    ):
-        raise ConfigError(
-            f"deletes_per_second: {shown(value)} must be a number >= 0 "
-            f"and at most {MAX_DELETES_PER_SECOND} (0 = no limit)"
-        )
-    return float(value)
+    return _parse_limit(value, "deletes_per_second", MAX_DELETES_PER_SECOND, meaning="0 = no limit")
 
 
 def _parse_write_budget(value: object) -> float | None:
     if value is None:
         return None
+    return _parse_limit(
+        value,
+        "max_write_units_per_second",
+        MAX_WRITE_UNITS_PER_SECOND,
+        meaning="write units per second for the whole run; 0 = no fleet budget; "
+        "absent = half the table's write capacity",
+    )
+
+
+def _parse_limit(value: object, field_name: str, maximum: int, *, meaning: str) -> float:
+    """A rate limit: a number from 0 to ``maximum``; ``meaning`` tells the message what it means."""
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not 0 <= value <= MAX_WRITE_UNITS_PER_SECOND  # NaN fails this too
+        or not 0 <= value <= maximum  # NaN fails this too
     ):
         raise ConfigError(
-            f"max_write_units_per_second: {shown(value)} must be a number >= 0 and at most "
-            f"{MAX_WRITE_UNITS_PER_SECOND} (write units per second for the whole run; "
-            "0 = no fleet budget; absent = half the table's write capacity)"
+            f"{field_name}: {shown(value)} must be a number >= 0 and at most {maximum} ({meaning})"
         )
     return float(value)
 

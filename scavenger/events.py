@@ -57,14 +57,7 @@ def run_detail(run: RunRecord, item: dict[str, Any], ledger: Ledger) -> dict[str
     elif errors:
         first_error = {"segment": errors[0][0], "error": errors[0][1]}
     return {
-        "run_id": run.run_id,
-        "sweep": run.sweep,
-        "table": run.table,
-        "status": run.status,
-        "dry_run": run.dry_run,
-        "cutoff": run.cutoff,
-        "started": run.created_at,
-        "finished": run.finished_at,
+        **run.identity(),
         "closed_at": closed_at(item),
         "duration_seconds": _seconds(run.created_at, closed_at(item)),
         "segments": run.total_segments,

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from scavenger.config import Sweep
 
@@ -26,6 +27,7 @@ TOKEN = re.compile(
     r"|(?P<index>\[\s*[0-9]+\s*\])|(?P<dot>\.)|(?P<operator><>|<=|>=|[=<>(),]))"
 )
 KEYWORDS = frozenset({"AND", "OR", "NOT", "BETWEEN", "IN"})
+T = TypeVar("T")
 
 
 class Age(enum.Enum):
@@ -71,25 +73,30 @@ class AgeRule:
         return self._classify_number(value, limit)
 
     def _classify_iso(self, value: Any) -> Age:
-        if not isinstance(value, dict) or not isinstance(value.get("S"), str):
-            return Age.UNPARSEABLE
-        try:
-            instant = parse_instant(value["S"])
-        except ValueError:
+        instant = _parsed(value, "S", parse_instant, ValueError)
+        if instant is None:
             return Age.UNPARSEABLE
         return Age.EXPIRED if instant < self.cutoff else Age.FRESH
 
     @staticmethod
     def _classify_number(value: Any, limit: Decimal) -> Age:
-        if not isinstance(value, dict) or not isinstance(value.get("N"), str):
-            return Age.UNPARSEABLE
-        try:
-            number = Decimal(value["N"])
-        except InvalidOperation:
-            return Age.UNPARSEABLE
-        if not number.is_finite():
+        number = _parsed(value, "N", Decimal, InvalidOperation)
+        if number is None or not number.is_finite():
             return Age.UNPARSEABLE
         return Age.EXPIRED if number < limit else Age.FRESH
+
+
+def _parsed(
+    value: Any, type_code: str, parse: Callable[[str], T], invalid: type[Exception]
+) -> T | None:
+    """``parse`` of an attribute value of type ``type_code`` (``{"S": "..."}``); None when
+    the value is missing, of another type, or ``parse`` rejects it with ``invalid``."""
+    if not isinstance(value, dict) or not isinstance(value.get(type_code), str):
+        return None
+    try:
+        return parse(value[type_code])
+    except invalid:
+        return None
 
 
 def to_attribute_value(value: str | int | float | bool) -> dict[str, Any]:

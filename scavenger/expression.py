@@ -90,10 +90,15 @@ class _Parser:
     def peek(self) -> Token | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
 
-    def take(self) -> Token:
+    def upcoming(self, expected: str) -> Token:
+        """The next token, not taken; at the end, fail naming what was ``expected``."""
         token = self.peek()
         if token is None:
-            self.fail("more")
+            self.fail(expected)
+        return token
+
+    def take(self) -> Token:
+        token = self.upcoming("more")
         self.index += 1
         return token
 
@@ -128,9 +133,7 @@ class _Parser:
             self.negation()
 
     def negation(self) -> None:
-        token = self.peek()
-        if token is None:
-            self.fail("a condition")
+        token = self.upcoming("a condition")
         if token.keyword == "NOT":
             self.take()
             self.negation()
@@ -181,10 +184,8 @@ class _Parser:
             self.fail("a comparator (= <> < <= > >=), BETWEEN or IN")
 
     def operand(self) -> None:
-        token = self.peek()
-        if token is None:
-            self.fail("an operand")
-        elif token.kind == "value":
+        token = self.upcoming("an operand")
+        if token.kind == "value":
             self.take()
         elif token.kind == "word" and token.text.lower() == "size" and self._call_follows():
             self.take()

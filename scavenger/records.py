@@ -199,6 +199,19 @@ class RunRecord:
             last_halt=Halt.from_item(item.get("last_halt")),
         )
 
+    def identity(self) -> dict[str, Any]:
+        """What names a run and where it stands, as status and run reports show it."""
+        return {
+            "run_id": self.run_id,
+            "sweep": self.sweep,
+            "table": self.table,
+            "status": self.status,
+            "dry_run": self.dry_run,
+            "started": self.created_at,
+            "finished": self.finished_at,
+            "cutoff": self.cutoff,
+        }
+
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["done_segments"] = data.pop("segments_done")  # the key it always had: a count

@@ -123,9 +123,9 @@ def make_clone(workdir: Path) -> Path:
     shutil.copytree(ROOT / "tests", clone / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     # The emulators' npm packages (DynamoDB Local, dynalite) are not in git: the clone
     # uses the working tree's install.
-    modules = ROOT / "scavenger" / "local" / "node" / "node_modules"
-    if modules.is_dir():
-        (clone / "scavenger" / "local" / "node" / "node_modules").symlink_to(modules.resolve())
+    node = Path("scavenger", "tools", "local", "node", "node_modules")
+    if (ROOT / node).is_dir():
+        (clone / node).symlink_to((ROOT / node).resolve())
     return clone
 
 

@@ -18,22 +18,24 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import boto3
-from botocore.config import Config
+from scale_ledger import ensure_ledger_table, local_dynamodb  # its sibling in scripts/
 
-from scavenger.config import parse_sweeps
+from scavenger.config import Sweep, parse_sweeps
 from scavenger.ledger import Ledger
 from scavenger.message import PlanShardMessage
 from scavenger.observability import logger
 from scavenger.plan import SHARD_SEGMENTS, SHARD_THRESHOLD, Planner, plan_shard
 from scavenger.queue import SegmentQueue
-from scavenger.tools.provision import create_ledger_table
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 SWEPT = "ScaleSwept"
+LEDGER_TABLE = "scale-planner-ledger"
 
 
 class CountingSqs:
@@ -54,7 +56,7 @@ class CountingSqs:
         return {"MessageId": "m"}
 
 
-def counting(client: Any) -> Counter[str]:
+def counting(client: DynamoDBClient) -> Counter[str]:
     calls: Counter[str] = Counter()
     client.meta.events.register(
         "before-call.dynamodb", lambda model, **_: calls.update([model.name])
@@ -62,8 +64,9 @@ def counting(client: Any) -> Counter[str]:
     return calls
 
 
-def measure(client: Any, ledger_table: str, segments: int, *, sharded: bool) -> dict[str, Any]:
-    sweep = parse_sweeps(
+def scale_sweep(segments: int, *, sharded: bool) -> Sweep:
+    """A sweep of ``segments`` segments on the swept table, named afresh for each run."""
+    return parse_sweeps(
         [
             {
                 "name": f"scale-{segments}-{'s' if sharded else 'u'}-{time.time_ns() % 10**6}",
@@ -75,6 +78,12 @@ def measure(client: Any, ledger_table: str, segments: int, *, sharded: bool) -> 
             }
         ]
     )[0]
+
+
+def measure(
+    client: DynamoDBClient, ledger_table: str, segments: int, *, sharded: bool
+) -> dict[str, Any]:
+    sweep = scale_sweep(segments, sharded=sharded)
     sqs = CountingSqs()
     calls = counting(client)
     ledger = Ledger(client, ledger_table)
@@ -88,7 +97,6 @@ def measure(client: Any, ledger_table: str, segments: int, *, sharded: bool) -> 
     started = time.monotonic()
     result = planner.plan(sweep)
     planned = time.monotonic() - started
-    planner_calls = sum(calls.values()) + sqs.calls
     figures: dict[str, Any] = {
         "segments": segments,
         "sharded": sharded,
@@ -96,26 +104,32 @@ def measure(client: Any, ledger_table: str, segments: int, *, sharded: bool) -> 
         "planner_ms_per_segment": round(planned * 1000 / segments, 3),
         "planner_dynamodb_calls": dict(calls),
         "planner_sqs_calls": sqs.calls,
-        "planner_calls": planner_calls,
+        "planner_calls": sum(calls.values()) + sqs.calls,
     }
     if sharded:
-        shards = [m for m in map(PlanShardMessage.parse_if_shard, sqs.bodies) if m is not None]
-        calls.clear()
-        sqs.calls = 0
-        shard_seconds = []
-        for shard in shards:
-            began = time.monotonic()
-            plan_shard(shard, ledger, queue)
-            shard_seconds.append(time.monotonic() - began)
-        figures |= {
-            "shards": result.shards,
-            "shard_seconds_max": round(max(shard_seconds), 2),
-            "shard_seconds_mean": round(sum(shard_seconds) / len(shard_seconds), 2),
-            "shard_calls_each": (sum(calls.values()) + sqs.calls) / len(shards),
-            "shard_dynamodb_calls": dict(calls),
-            "shard_sqs_calls": sqs.calls,
-        }
+        figures |= {"shards": result.shards, **plan_shards(ledger, queue, sqs=sqs, calls=calls)}
     return figures
+
+
+def plan_shards(
+    ledger: Ledger, queue: SegmentQueue, *, sqs: CountingSqs, calls: Counter[str]
+) -> dict[str, Any]:
+    """Plan each shard the planner sent, as a worker does; each one's time and calls."""
+    shards = [m for m in map(PlanShardMessage.parse_if_shard, sqs.bodies) if m is not None]
+    calls.clear()
+    sqs.calls = 0
+    shard_seconds = []
+    for shard in shards:
+        began = time.monotonic()
+        plan_shard(shard, ledger, queue)
+        shard_seconds.append(time.monotonic() - began)
+    return {
+        "shard_seconds_max": round(max(shard_seconds), 2),
+        "shard_seconds_mean": round(sum(shard_seconds) / len(shard_seconds), 2),
+        "shard_calls_each": (sum(calls.values()) + sqs.calls) / len(shards),
+        "shard_dynamodb_calls": dict(calls),
+        "shard_sqs_calls": sqs.calls,
+    }
 
 
 def projection(dynamodb_ms: float, sqs_ms: float) -> dict[str, Any]:
@@ -156,18 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sqs-ms", type=float, default=20.0)
     args = parser.parse_args(argv)
     logger.setLevel("WARNING")
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=args.endpoint_url,
-        region_name=args.region,
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-        config=Config(retries={"mode": "standard", "max_attempts": 1}),
-    )
-    tables = client.list_tables()["TableNames"]
-    if "scale-planner-ledger" not in tables:
-        create_ledger_table(client, "scale-planner-ledger")
-    if SWEPT not in tables:
+    client = local_dynamodb(args.endpoint_url, args.region)
+    ensure_ledger_table(client, LEDGER_TABLE)
+    if SWEPT not in client.list_tables()["TableNames"]:
         client.create_table(
             TableName=SWEPT,
             AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             BillingMode="PAY_PER_REQUEST",
         )
     runs = [
-        measure(client, "scale-planner-ledger", n, sharded=sharded)
+        measure(client, LEDGER_TABLE, n, sharded=sharded)
         for n in args.segments
         for sharded in (False, True)
     ]

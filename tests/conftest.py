@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,14 @@ def quiet_node_end_of_life_banner() -> None:
 
 
 quiet_node_end_of_life_banner()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """pytest resets warning filters around each test, dropping the one the runtime sets
+    when scavenger.observability is imported: state it again for every test."""
+    from scavenger.observability import EMPTY_METRICS_WARNING
+
+    config.addinivalue_line("filterwarnings", f"ignore:{EMPTY_METRICS_WARNING}")
 
 
 @pytest.fixture(autouse=True)
@@ -102,11 +111,15 @@ class Stack:
     ledger_table: str = LEDGER
 
 
-@pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+@contextmanager
+def moto_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """The ledger and the queue pair in a moto of their own, named in the environment,
+    with fresh cached clients (no earlier moto's clients or hooks remain)."""
     from moto import mock_aws
 
     with mock_aws():
+        aws.reset_clients()
+        lambda_runtime.cache_clear()
         dynamodb = boto3.client("dynamodb", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         create_ledger_table(dynamodb, LEDGER)
@@ -117,7 +130,17 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
         monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
         monkeypatch.setenv("SCAVENGER_DLQ_URL", queues.dlq_url)
         monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", LEDGER)
-        yield Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, arn)
+        try:
+            yield Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, arn)
+        finally:
+            aws.reset_clients()
+            lambda_runtime.cache_clear()
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    with moto_stack(monkeypatch) as resources:
+        yield resources
 
 
 def configure_sweeps(monkeypatch: pytest.MonkeyPatch, *sweeps: dict[str, Any]) -> None:
@@ -179,18 +202,69 @@ def drain(
         response = handler(sqs_event(received, stack.queue_arn), context_factory())
         failed = {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
         result.failures += len(failed)
-        for message in received:
-            if message["MessageId"] in failed:
-                stack.sqs.change_message_visibility(
-                    QueueUrl=stack.queue_url,
-                    ReceiptHandle=message["ReceiptHandle"],
-                    VisibilityTimeout=0,
-                )
-            else:
-                stack.sqs.delete_message(
-                    QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
+        settle_records(stack, received, failed)
     raise AssertionError(f"queue did not drain within {max_invocations} invocations")
+
+
+def settle_records(stack: Stack, messages: list[dict[str, Any]], failed: set[str]) -> None:
+    """What the event source does after an invocation: delete the records that succeeded,
+    make the ``failed`` ones visible again at once."""
+    for message in messages:
+        if message["MessageId"] in failed:
+            stack.sqs.change_message_visibility(
+                QueueUrl=stack.queue_url,
+                ReceiptHandle=message["ReceiptHandle"],
+                VisibilityTimeout=0,
+            )
+        else:
+            stack.sqs.delete_message(
+                QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"]
+            )
+
+
+@dataclass
+class CliResult:
+    """What one ``scavenger`` command did: its exit code and its two streams."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    @property
+    def one_line_error(self) -> str:
+        lines = self.err.strip().splitlines()
+        assert len(lines) == 1, self.err
+        return lines[0]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
+    """``cli("status", "--json")`` runs the operator CLI in this process."""
+    from scavenger.tools.cli import main
+
+    def run(*argv: str) -> CliResult:
+        capsys.readouterr()
+        code = main(list(argv))
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+def assert_usage_error(
+    capsys: pytest.CaptureFixture[str], command: str, options: list[str], message: str
+) -> None:
+    """``scavenger COMMAND OPTIONS`` exits 2 with one line on stderr that says ``message``."""
+    from scavenger.tools.cli import main
+
+    assert main([command, *options]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"scavenger {command}: error: {message}")
+    assert "\n" not in err
 
 
 def roomy_context() -> FakeContext:

@@ -55,6 +55,16 @@ def create_table(dynamodb: Any, name: str, shape: str) -> None:
     )
 
 
+def create_hash_table(dynamodb: Any, name: str, key: str = "id", key_type: str = "S") -> None:
+    """An on-demand table keyed by one hash attribute of ``key_type``."""
+    dynamodb.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": key_type}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 @dataclass
 class Truth:
     """What a correct sweep must do to a seeded table."""

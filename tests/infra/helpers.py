@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from aws_cdk.assertions import Template
@@ -92,3 +95,23 @@ def table_arn(table_name: str) -> dict[str, Any]:
             ],
         ]
     }
+
+
+def cfn_lint(template_path: Path, repo_root: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint (this interpreter's) on a synthesized template, with the repository's
+    config; any warning fails it."""
+    return subprocess.run(
+        [
+            str(Path(sys.executable).with_name("cfn-lint")),
+            "--config-file",
+            str(repo_root / ".cfnlintrc"),
+            "--non-zero-exit-code",
+            "warning",
+            str(template_path),
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

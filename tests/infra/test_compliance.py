@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -13,6 +11,7 @@ from aws_cdk import aws_sqs as sqs
 
 from infra.stack import add_compliance_checks
 from tests.infra.conftest import REPO_ROOT, Synthesized
+from tests.infra.helpers import cfn_lint
 
 pytestmark = pytest.mark.infra
 
@@ -41,20 +40,5 @@ def test_cdk_nag_fails_the_synth_of_a_non_compliant_stack(tmp_path: Path) -> Non
 
 
 def test_cfn_lint_passes_with_the_repo_config(synthesized: Synthesized) -> None:
-    cfn_lint = Path(sys.executable).with_name("cfn-lint")
-    result = subprocess.run(
-        [
-            str(cfn_lint),
-            "--config-file",
-            str(REPO_ROOT / ".cfnlintrc"),
-            "--non-zero-exit-code",
-            "warning",
-            str(synthesized.template_path),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = cfn_lint(synthesized.template_path, REPO_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr

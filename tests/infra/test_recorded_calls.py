@@ -53,6 +53,7 @@ from tests.infra.calls import (
 )
 from tests.infra.conftest import REPO_ROOT, SWEEPS_CONFIG, Synthesized
 from tests.infra.helpers import PLANNER_HANDLER, WORKER_HANDLER
+from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.infra
@@ -61,26 +62,8 @@ HANDLERS = {PLANNER_HANDLER: PLANNER, WORKER_HANDLER: WORKER}
 LEDGER = "recorded-ledger"
 # The swept tables of tests/infra/scavenger.toml, which the template is synthesized from.
 SWEEPS = [
-    {
-        "name": "stale-workers",
-        "table": "Workers",
-        "age_attribute": "ts",
-        "age_format": "iso8601",
-        "max_age": "48h",
-        "segments": "auto",
-        "where": "#c IN (:n1, :s1)",
-        "names": {"#c": "Completed"},
-        "values": {":n1": 1, ":s1": "1"},
-    },
-    {
-        "name": "old-sessions",
-        "table": "Sessions",
-        "age_attribute": "ts",
-        "age_format": "iso8601",
-        "max_age": "48h",
-        "segments": 2,
-        "dry_run": True,
-    },
+    sweep_spec("stale-workers", "Workers", completed=True, segments="auto"),
+    sweep_spec("old-sessions", "Sessions", segments=2, dry_run=True),
 ]
 
 LAMBDA_SERVICE = "used by the Lambda service with the function's role, not by our code"

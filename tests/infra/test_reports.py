@@ -4,8 +4,6 @@ PutEvents on one bus only, an optional rule to an SNS topic, the outputs the CLI
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ from tests.infra.conftest import REPO_ROOT, Synthesized, synthesize
 from tests.infra.helpers import (
     WORKER_HANDLER,
     actions_on,
+    cfn_lint,
     dead_letter_queue,
     function,
     ledger_table,
@@ -159,21 +158,7 @@ def test_notifying_stack_passes_cdk_nag_and_cfn_lint(notifying: Synthesized) -> 
         for violation in report.get("violations", [])
     ]
     assert violations == []
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("cfn-lint")),
-            "--config-file",
-            str(REPO_ROOT / ".cfnlintrc"),
-            "--non-zero-exit-code",
-            "warning",
-            str(notifying.template_path),
-        ],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = cfn_lint(notifying.template_path, REPO_ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -13,16 +13,11 @@ from infra.bundling import PACKAGES, PipBundling, runtime_requirements
 from infra.settings import StackSettings
 from scavenger.errors import ConfigError
 from tests.infra.conftest import REPO_ROOT, SWEEPS_CONFIG
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.infra
 
-SWEEP = {
-    "name": "stale-workers",
-    "table": "Workers",
-    "age_attribute": "StartExecutionTime",
-    "age_format": "iso8601",
-    "max_age": "48h",
-}
+SWEEP = sweep_spec("stale-workers", "Workers", age_attribute="StartExecutionTime")
 
 
 def settings_from(context: dict[str, Any]) -> StackSettings:

@@ -17,6 +17,10 @@ from scavenger.tools.local.emulator import DynamoDBLocalProcess, Emulator, Endpo
 from scavenger.tools.provision import create_queues
 
 ROOT = Path(__file__).resolve().parents[2]
+# What every demo-shaped report (the demo's, each bench mode's run) says about the table.
+OUTCOME_FIELDS = frozenset(
+    {"items", "expired", "deleted", "kept", "wrongly_deleted", "missed", "seconds"}
+)
 
 
 @pytest.fixture(scope="module")
@@ -110,12 +114,15 @@ def importable_tests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", f"{ROOT}{os.pathsep}{path}" if path else str(ROOT))
 
 
+def processes() -> Iterator[Path]:
+    """The /proc directory of every process."""
+    return (entry for entry in Path("/proc").iterdir() if entry.name.isdigit())
+
+
 def child_pids(pid: int | None = None) -> set[int]:
     """Every live descendant of ``pid`` (default: this process), from /proc."""
     parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for entry in processes():
         try:
             stat = (entry / "stat").read_text()
         except OSError:
@@ -137,8 +144,8 @@ def pids_with_environment(marker: str) -> set[int]:
     """Processes whose environment holds ``marker`` (they outlive a dead parent's tree)."""
     needle = marker.encode()
     found: set[int] = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+    for entry in processes():
+        if int(entry.name) == os.getpid():
             continue
         try:
             if needle in (entry / "environ").read_bytes():

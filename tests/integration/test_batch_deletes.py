@@ -12,47 +12,33 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
-import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from infra.functions import BATCH_DELETE_ACTIONS, SWEPT_TABLE_ACTIONS
-from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.config import parse_sweeps
 from scavenger.expiry import AGE_VALUE, Expressions
 from scavenger.ledger import Ledger
 from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
-from scavenger.runtime import lambda_runtime
 from scavenger.table import Deleted, SweptTable
-from scavenger.tools.provision import create_ledger_table, create_queues
-from tests.conftest import LEDGER, REGION, Stack, configure_sweeps, drain, roomy_context
-from tests.dataset import create_table, key_id, now, remaining_keys, seed_table
+from tests.conftest import LEDGER, Stack, drain, moto_stack, roomy_context
+from tests.dataset import create_hash_table, key_id, remaining_keys
 from tests.faults import StatementFaults, on_call
 from tests.infra.calls import dynamodb_actions
+from tests.properties import fixture_examples
+from tests.runs import seed_sweep, start_run
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
 TABLE = "Swept"
 SHAPE = "composite_number_string"
-SWEEP: dict[str, Any] = {
-    "name": "sweep",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 1,
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-    "delete_mode": "batch",
-}
+SWEEP = sweep_spec(table=TABLE, segments=1, completed=True, delete_mode="batch")
 EXPIRED_AGE = {"S": "2001-01-01T00:00:00Z"}
 OLDER_AGE = {"S": "2000-06-01T00:00:00+02:00"}
 OTHER_MATCH = {'{"N": "1"}': {"S": "1"}, '{"S": "1"}': {"N": "1"}}
@@ -123,20 +109,11 @@ def rewritten(item: dict[str, Any], rewrite: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture
 def pins_table(dynamodb_local: str) -> Iterator[Any]:
     client = aws.client("dynamodb")
-    client.create_table(
-        TableName="Pins",
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_hash_table(client, "Pins", key_type="N")
     yield client
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fixture_examples(120)
 @given(
     where=st.sampled_from(WHERES),
     attributes=item_strategy,
@@ -203,34 +180,15 @@ def test_a_pinned_statement_deletes_only_where_the_item_paths_condition_holds(
 def stack(dynamodb_local: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Stack]:
     """DynamoDB on DynamoDB Local, SQS on moto's in-process mock."""
     monkeypatch.chdir(tmp_path)
-    with mock_aws():
-        aws.reset_clients()
-        lambda_runtime.cache_clear()
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        create_ledger_table(dynamodb, LEDGER)
-        queues = create_queues(sqs, "scavenger", visibility_timeout=30)
-        arn = sqs.get_queue_attributes(QueueUrl=queues.queue_url, AttributeNames=["QueueArn"])
-        monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
-        monkeypatch.setenv("SCAVENGER_DLQ_URL", queues.dlq_url)
-        monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", LEDGER)
-        yield Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, arn["Attributes"]["QueueArn"])
-        aws.reset_clients()
-        lambda_runtime.cache_clear()
+    with moto_stack(monkeypatch) as resources:
+        yield resources
 
 
 def sweep_table(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, count: int, page_size: int = 100, **sweep: Any
 ) -> tuple[Any, str]:
-    create_table(stack.dynamodb, TABLE, SHAPE)
-    truth = seed_table(
-        stack.dynamodb, TABLE, SHAPE, count=count, cutoff=now() - timedelta(hours=48)
-    )
-    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", str(page_size))
-    configure_sweeps(monkeypatch, {**SWEEP, **sweep})
-    (run,) = planner_handler({"sweep": "sweep"}, None)["runs"]
-    lambda_runtime().sleep = lambda seconds: None
-    return truth, str(run["run_id"])
+    truth = seed_sweep(stack, monkeypatch, {**SWEEP, **sweep}, count=count, page_size=page_size)
+    return truth, start_run()
 
 
 def finished(stack: Stack, run_id: str) -> RunRecord:

@@ -19,7 +19,8 @@ from scavenger.tools.bench import throughput
 from scavenger.tools.bench.sweepers import SweepJob
 from scavenger.tools.bench.throughput import MODES, BenchOptions, Work, run_bench
 from scavenger.tools.local.emulator import DynamoDBBackend
-from tests.integration.conftest import child_pids
+from tests.conftest import assert_usage_error
+from tests.integration.conftest import OUTCOME_FIELDS, child_pids
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -44,14 +45,8 @@ REQUIRED_FIELDS = {
     "settings",
 }
 RUN_FIELDS = {
+    *OUTCOME_FIELDS,
     "ok",
-    "items",
-    "expired",
-    "deleted",
-    "kept",
-    "wrongly_deleted",
-    "missed",
-    "seconds",
     "deletes_per_second",
     "api_calls",
     "calls_per_deleted_item",
@@ -172,7 +167,4 @@ def test_a_mode_that_deletes_fresh_items_is_void_and_the_command_exits_1(
 def test_bench_option_mistakes_are_one_line_errors(
     options: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["bench", *options]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"scavenger bench: error: {message}")
-    assert "\n" not in err
+    assert_usage_error(capsys, "bench", options, message)

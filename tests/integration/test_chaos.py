@@ -136,16 +136,14 @@ def test_chaos_run_with_container_processes_killed_by_sigkill_keeps_every_invari
     seed: int, emulator: Endpoints, record_faults: list[ChaosReport]
 ) -> None:
     before = child_pids()
-    options = ChaosOptions(
-        seed=seed,
+    options = replace(
+        in_process_options(seed),
         items=150,
-        segments=3,
-        workers=2,
         timeout_seconds=2.0,
         page_size=10,
         safety_margin_seconds=0.4,
-        retry_delay=0,
         error_scale=0.3,
+        in_process=False,
     )
 
     report = run_chaos(options, endpoints=emulator)

@@ -18,18 +18,13 @@ import pytest
 from scavenger.tools import cli
 from scavenger.tools.local.demo import DemoOptions, DemoReport, run_demo
 from scavenger.tools.local.emulator import NODE_DIR, Endpoints, default_backend
-from tests.integration.conftest import ROOT, child_pids, pids_with_environment
+from tests.conftest import assert_usage_error
+from tests.integration.conftest import OUTCOME_FIELDS, ROOT, child_pids, pids_with_environment
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 REQUIRED_FIELDS = {
-    "items",
-    "expired",
-    "deleted",
-    "kept",
-    "wrongly_deleted",
-    "missed",
-    "seconds",
+    *OUTCOME_FIELDS,
     "deleted_per_second",
     "segments",
     "invocations",
@@ -266,10 +261,7 @@ def test_demo_mistakes_create_nothing_in_a_running_emulator(
 def test_demo_option_mistakes_are_one_line_errors(
     options: list[str], message: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.main(["demo", *options]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith(f"scavenger demo: error: {message}")
-    assert "\n" not in err
+    assert_usage_error(capsys, "demo", options, message)
 
 
 def test_dynalite_without_node_is_a_one_line_error(

@@ -13,6 +13,7 @@ import pytest
 
 from scavenger.expression import ExpressionSyntaxError, check_condition
 from scavenger.tools.local.emulator import Emulator
+from tests.dataset import create_hash_table
 
 pytestmark = [
     pytest.mark.integration,
@@ -68,12 +69,7 @@ def expressions(rng: random.Random, count: int) -> list[str]:
 def test_the_local_check_never_refuses_what_the_engine_accepts() -> None:
     with Emulator(dynamodb="dynamodb-local") as endpoints:
         dynamodb = endpoints.client("dynamodb")
-        dynamodb.create_table(
-            TableName="Expressions",
-            AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_hash_table(dynamodb, "Expressions", key="k")
         false_refusals, engine_syntax_errors, missed = [], 0, []
         for text in expressions(random.Random(15), 300):
             request: dict[str, Any] = {"TableName": "Expressions", "Limit": 1}

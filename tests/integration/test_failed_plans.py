@@ -5,7 +5,6 @@ after its replay succeeded."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,20 +12,14 @@ import pytest
 from scavenger import aws
 from scavenger.ledger import Ledger
 from scavenger.tools.cli import main
-from tests.conftest import LEDGER, configure_sweeps
-from tests.dataset import create_table, now, seed_table
+from tests.conftest import LEDGER
 from tests.faults import ErrorInjector
+from tests.runs import seed_sweep
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
-SWEEP = {
-    "name": "sweep",
-    "table": "Swept",
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 3,
-}
+SWEEP = sweep_spec(segments=3)
 SCHEDULED = {
     "version": "0",
     "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
@@ -69,16 +62,7 @@ def failures(stack, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     url = stack.sqs.create_queue(QueueName="planner-failures")["QueueUrl"]
     monkeypatch.setenv("SCAVENGER_PLANNER_FAILURES_URL", url)
-    create_table(stack.dynamodb, "Swept", "composite_number_string")
-    seed_table(
-        stack.dynamodb,
-        "Swept",
-        "composite_number_string",
-        count=30,
-        cutoff=now() - timedelta(hours=48),
-        with_where=False,
-    )
-    configure_sweeps(monkeypatch, SWEEP)
+    seed_sweep(stack, monkeypatch, SWEEP, count=30, with_where=False)
     return url
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,95 +17,30 @@ from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.ledger import Ledger
 from scavenger.queue import SegmentQueue
-from scavenger.runtime import lambda_runtime
 from scavenger.tools.cli import main
 from scavenger.tools.local.emulator import Endpoints
 from scavenger.tools.local.fleet import Fleet, FleetOptions, FleetStats
 from scavenger.tools.ops.requeue import Requeuer
 from scavenger.tools.provision import create_ledger_table
-from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
-from tests.dataset import create_table, now, remaining_keys, seed_table
+from tests.conftest import configure_sweeps
+from tests.dataset import remaining_keys
 from tests.faults import ErrorInjector, RefuseTable
 from tests.integration.conftest import FleetQueue
+from tests.runs import ledger, queue_size, seed_sweep, seeded_table, start_run, work
+from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
 
 TABLE = "Swept"
-SWEEP = {
-    "name": "sweep",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 3,
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-}
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-@pytest.fixture
-def cli(capsys):
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+SWEEP = sweep_spec(table=TABLE, segments=3, completed=True)
 
 
 @pytest.fixture
 def seeded(stack, monkeypatch, tmp_path):
     """90 items over 3 segments, pages of 7, no scavenger.toml in the working directory."""
     monkeypatch.chdir(tmp_path)
-    create_table(stack.dynamodb, TABLE, "composite_number_string")
-    truth = seed_table(
-        stack.dynamodb,
-        TABLE,
-        "composite_number_string",
-        count=90,
-        cutoff=now() - timedelta(hours=48),
-    )
-    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", "7")
-    configure_sweeps(monkeypatch, SWEEP)
-    return truth
-
-
-def ledger(stack) -> Ledger:
-    return Ledger(stack.dynamodb, LEDGER)
-
-
-def start_run() -> str:
-    (run,) = planner_handler({"sweep": "sweep"}, None)["runs"]
-    lambda_runtime().sleep = lambda seconds: None
-    return str(run["run_id"])
-
-
-def work(stack) -> int:
-    """Drain the queue; the number of records that failed."""
-    lambda_runtime().sleep = lambda seconds: None
-    return drain(stack, context_factory=roomy_context).failures
-
-
-def queue_size(stack, url: str) -> int:
-    attributes = stack.sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
+    return seed_sweep(stack, monkeypatch, SWEEP, count=90, page_size=7)
 
 
 def assert_exact(stack, truth, run_id: str) -> None:
@@ -136,7 +69,7 @@ def test_wrong_permissions_halt_the_run_and_the_cli_shows_why_and_resumes_it(sta
     run_id = start_run()
     refusal = RefuseTable(aws.client("dynamodb"), TABLE)
 
-    failures = work(stack)
+    failures = work(stack).failures
 
     assert failures == 0 and len(refusal.refused) == 1
     run = assert_halted(stack, run_id, "AccessDeniedException")
@@ -169,7 +102,7 @@ def test_wrong_permissions_halt_the_run_and_the_cli_shows_why_and_resumes_it(sta
         (2, 1, True),
     ]
     assert "the run was halted and is running again" in resumed.err
-    assert work(stack) == 0
+    assert work(stack).failures == 0
     assert_exact(stack, seeded, run_id)
     again = cli("requeue", run_id, "--halted")
     assert again.code == 2 and "is done and has no halted segment" in again.err
@@ -179,7 +112,7 @@ def test_a_missing_table_halts_the_run(stack, seeded):
     run_id = start_run()
     stack.dynamodb.delete_table(TableName=TABLE)
 
-    assert work(stack) == 0
+    assert work(stack).failures == 0
 
     run = assert_halted(stack, run_id, "ResourceNotFoundException")
     assert run.halt.call in ("DescribeTable", "Scan")
@@ -191,7 +124,7 @@ def test_a_where_dynamodb_rejects_halts_the_run_on_its_first_scan(stack, seeded,
     run_id = start_run()
     configure_sweeps(monkeypatch, {**SWEEP, "where": "#c = :n1 OR status = :s1"})
 
-    assert work(stack) == 0
+    assert work(stack).failures == 0
 
     run = assert_halted(stack, run_id, "ValidationException")
     assert run.halt.call == "Scan" and "expression" in run.halt.message.lower()
@@ -213,7 +146,7 @@ def test_transient_errors_that_outlast_the_retries_never_halt_the_run(stack, see
     scans = ErrorInjector(client, "Scan", rate=1.0, code=code, status=status, limit=25)
     deletes = ErrorInjector(client, "DeleteItem", rate=1.0, code=code, status=status, limit=25)
 
-    assert work(stack) == 0
+    assert work(stack).failures == 0
 
     assert scans.injected == deletes.injected == 25
     assert_exact(stack, seeded, run_id)
@@ -230,7 +163,7 @@ def test_ledger_errors_never_halt_the_run(stack, seeded):
         client, "BatchGetItem", rate=1.0, code="ResourceNotFoundException", limit=1
     )
 
-    failures = work(stack)
+    failures = work(stack).failures
 
     assert denied.injected == 2 and missing.injected == 1 and failures > 0  # retried
     run = ledger(stack).get_run(run_id)
@@ -314,10 +247,7 @@ def test_on_the_fleet_wrong_permissions_halt_the_run_before_any_record_fails(
     aws.reset_clients()
     dynamodb = emulator.client("dynamodb")
     create_ledger_table(dynamodb, "halt-ledger")
-    create_table(dynamodb, TABLE, "composite_number_string")
-    truth = seed_table(
-        dynamodb, TABLE, "composite_number_string", count=120, cutoff=now() - timedelta(hours=48)
-    )
+    truth = seeded_table(dynamodb, TABLE, count=120)
     configure_sweeps(monkeypatch, {**SWEEP, "segments": 6})
     run_id = start_run()
     flag, journal = tmp_path / "refuse", tmp_path / "journal"
@@ -363,5 +293,5 @@ def test_requeue_of_halted_segments_by_number_also_resumes_the_run(stack, seeded
 
     assert requeued.code == 0 and requeued.json["resumed_run"] is True
     assert ledger(stack).get_run(run_id).status == "running"
-    assert work(stack) == 0
+    assert work(stack).failures == 0
     assert_exact(stack, seeded, run_id)

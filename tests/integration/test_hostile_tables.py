@@ -14,13 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from planner.handler import handler as planner_handler
 from scavenger.ledger import Ledger
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
 from tests.dataset import key_id, remaining_keys
+from tests.properties import fixture_examples
 
 pytestmark = pytest.mark.integration
 
@@ -271,11 +272,7 @@ def oracle(age: dict[str, Any] | None, age_format: str) -> str:
 
 
 @pytest.mark.parametrize("age_format", ["iso8601", "epoch_seconds", "epoch_millis"])
-@settings(
-    max_examples=5,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fixture_examples(5)
 @given(data=st.data())
 def test_any_table_content_is_swept_exactly(
     stack, monkeypatch, moto_binary_segments, age_format, data

@@ -20,39 +20,32 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from planner.handler import handler as planner_handler
 from scavenger import aws
-from scavenger.ledger import Ledger
 from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
 from scavenger.tools.cli import main as cli_main
 from scavenger.tools.ops import dlq as dlq_module
 from scavenger.tools.ops.requeue import Requeuer
-from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import (
-    LEDGER,
     REGION,
     FakeClock,
     FakeContext,
     Stack,
-    configure_sweeps,
+    moto_stack,
     roomy_context,
+    settle_records,
     sqs_event,
 )
 from tests.dataset import (
     Truth,
-    create_table,
     key_id,
     make_key,
-    now,
     remaining_keys,
-    seed_table,
 )
 from tests.faults import (
     ErrorInjector,
@@ -63,6 +56,8 @@ from tests.faults import (
     tick_per_call,
 )
 from tests.integration.conftest import drop_tables
+from tests.runs import Crash, ledger, queue_size, seed_sweep, start_run
+from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
@@ -70,17 +65,7 @@ pytestmark = pytest.mark.integration
 TABLE = "Swept"
 SHAPE = "composite_number_string"
 SEGMENTS = 3
-SWEEP: dict[str, Any] = {
-    "name": "sweep",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": SEGMENTS,
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-}
+SWEEP = sweep_spec(table=TABLE, segments=SEGMENTS, completed=True)
 MARGIN = 1.5  # the worker's default safety margin (SCAVENGER_SAFETY_MARGIN_SECONDS)
 DATA_OPERATIONS = frozenset({"Scan", "DeleteItem", "BatchExecuteStatement"})
 # Each backend with the delete path it verifies: moto's PartiQL DELETE ignores its
@@ -95,10 +80,6 @@ EXAMPLES = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-
-
-class Crash(BaseException):
-    """The process dies here: nothing after it runs, no handler catches it."""
 
 
 class Killed(BaseException):
@@ -131,24 +112,8 @@ def fresh_stack(monkeypatch: pytest.MonkeyPatch, backend: str = "moto") -> Itera
     are dropped first."""
     if backend == "dynamodb-local":
         drop_tables(os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
-    with mock_aws():
-        aws.reset_clients()
-        lambda_runtime.cache_clear()
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        create_ledger_table(dynamodb, LEDGER)
-        queues = create_queues(sqs, "scavenger", visibility_timeout=30)
-        arn = sqs.get_queue_attributes(QueueUrl=queues.queue_url, AttributeNames=["QueueArn"])
-        monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
-        monkeypatch.setenv("SCAVENGER_DLQ_URL", queues.dlq_url)
-        monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", LEDGER)
-        try:
-            yield Stack(
-                dynamodb, sqs, queues.queue_url, queues.dlq_url, arn["Attributes"]["QueueArn"]
-            )
-        finally:
-            aws.reset_clients()
-            lambda_runtime.cache_clear()
+    with moto_stack(monkeypatch) as resources:
+        yield resources
 
 
 def seed(
@@ -160,13 +125,8 @@ def seed(
     rng: random.Random | None = None,
     **sweep: Any,
 ) -> Truth:
-    create_table(stack.dynamodb, TABLE, SHAPE)
-    truth = seed_table(
-        stack.dynamodb, TABLE, SHAPE, count=count, cutoff=now() - timedelta(hours=48), rng=rng
-    )
-    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", str(page_size))
-    configure_sweeps(monkeypatch, {**SWEEP, **sweep})
-    return truth
+    sweep = {**SWEEP, **sweep}
+    return seed_sweep(stack, monkeypatch, sweep, count=count, page_size=page_size, rng=rng)
 
 
 @pytest.fixture
@@ -174,16 +134,6 @@ def seeded(stack: Stack, backend: str, monkeypatch: pytest.MonkeyPatch, tmp_path
     """120 items over 3 segments, pages of 7; no scavenger.toml in the working directory."""
     monkeypatch.chdir(tmp_path)
     return seed(stack, monkeypatch, count=120, page_size=7, delete_mode=BACKENDS[backend])
-
-
-def start_run() -> str:
-    (run,) = planner_handler({"sweep": "sweep"}, None)["runs"]
-    lambda_runtime().sleep = lambda seconds: None
-    return str(run["run_id"])
-
-
-def ledger(stack: Stack) -> Ledger:
-    return Ledger(stack.dynamodb, LEDGER)
 
 
 def assert_exact(stack: Stack, truth: Truth, run_id: str) -> None:
@@ -204,7 +154,7 @@ def assert_run_complete(stack: Stack, truth: Truth, run_id: str) -> None:
     assert run is not None and run.status == "done"
     assert all(state.status == "done" for state in ledger(stack).list_segments(run_id))
     assert remaining_keys(stack.dynamodb, TABLE) == truth.kept
-    assert queue_depth(stack, stack.queue_url) == queue_depth(stack, stack.dlq_url) == 0
+    assert queue_size(stack, stack.queue_url) == queue_size(stack, stack.dlq_url) == 0
 
 
 def keys_in_segment(stack: Stack, segment: int) -> set[tuple[Any, ...]]:
@@ -236,17 +186,7 @@ def settle(stack: Stack, messages: list[dict[str, Any]], response: dict[str, Any
         if response is None
         else {failure["itemIdentifier"] for failure in response["batchItemFailures"]}
     )
-    for message in messages:
-        if message["MessageId"] in failed:
-            stack.sqs.change_message_visibility(
-                QueueUrl=stack.queue_url,
-                ReceiptHandle=message["ReceiptHandle"],
-                VisibilityTimeout=0,
-            )
-        else:
-            stack.sqs.delete_message(
-                QueueUrl=stack.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
+    settle_records(stack, messages, failed)
 
 
 def drive(
@@ -262,7 +202,7 @@ def drive(
     for invocation in range(max_invocations):
         batch = receive(stack)
         if not batch:
-            if queue_depth(stack, stack.queue_url) == 0:
+            if queue_size(stack, stack.queue_url) == 0:
                 return invocation
             continue
         before_each(batch)
@@ -274,14 +214,6 @@ def drive(
             response = None
         settle(stack, batch, response)
     raise AssertionError(f"queue did not drain within {max_invocations} invocations")
-
-
-def queue_depth(stack: Stack, url: str) -> int:
-    attributes = stack.sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
 
 
 def queued_bodies(url: str) -> list[dict[str, Any]]:
@@ -326,7 +258,7 @@ def drive_to_completion(stack: Stack, context_factory: Callable[[], Any], **opti
     """Drain, redrive whatever reached the DLQ, and drain again, until both are empty."""
     for _ in range(5):
         drive(stack, context_factory, **options)
-        if queue_depth(stack, stack.dlq_url) == 0:
+        if queue_size(stack, stack.dlq_url) == 0:
             return
         assert cli_main(["redrive"]) == 0
     raise AssertionError("the DLQ kept filling up")
@@ -539,7 +471,7 @@ def test_invariant_2_every_item_expired_for_the_whole_run_is_deleted_by_the_runs
     drive(stack, context)
 
     assert exhausted.injected == 12
-    assert queue_depth(stack, stack.dlq_url) == 1
+    assert queue_size(stack, stack.dlq_url) == 1
     left = remaining_keys(stack.dynamodb, TABLE)
     doomed_in_dlq = seeded.doomed & keys_in_segment(stack, 1)
     assert doomed_in_dlq and left == seeded.kept | doomed_in_dlq
@@ -637,7 +569,7 @@ def test_invariant_3_redrive_loses_no_message_when_it_dies_between_send_and_dele
     run_id = start_run()
     in_dlq = FailingSegment(1)
     drive(stack, roomy_context)
-    assert queue_depth(stack, stack.dlq_url) == 1
+    assert queue_size(stack, stack.dlq_url) == 1
     in_dlq.failing = False
     monkeypatch.setattr(dlq_module, "REDRIVE_VISIBILITY_SECONDS", 1)
     crash_on("sqs", f"before-call.sqs.{dies_at}")
@@ -691,7 +623,7 @@ def test_invariant_3_a_systemic_error_halts_the_run_and_requeue_halted_resumes_i
     assert (run.halt.call, run.halt.segment) == refusal.refused[0]
     assert "injected" in run.halt.message
     assert len(refusal.refused) == 1 and failures == []
-    assert queue_depth(stack, stack.queue_url) == queue_depth(stack, stack.dlq_url) == 0
+    assert queue_size(stack, stack.queue_url) == queue_size(stack, stack.dlq_url) == 0
     halted = {state.segment: state for state in ledger(stack).list_segments(run_id)}
     for state in halted.values():
         assert state.status == "halted" and "AccessDeniedException" in (state.last_error or "")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -15,77 +14,30 @@ from botocore.exceptions import ClientError
 
 from planner.handler import handler as planner_handler
 from scavenger import aws
-from scavenger.ledger import Ledger
-from scavenger.runtime import lambda_runtime
 from scavenger.tools.cli import main
 from scavenger.tools.ops import dlq as dlq_module
-from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
-from tests.dataset import create_table, make_key, now, remaining_keys, seed_table
+from tests.conftest import LEDGER, configure_sweeps
+from tests.dataset import make_key, now, remaining_keys
 from tests.faults import ErrorInjector
+from tests.runs import Crash, ledger, queue_size, seed_sweep, start_run, work
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
 TABLE = "Swept"
-SWEEP = {
-    "name": "sweep",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 3,
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-}
+SWEEP = sweep_spec(table=TABLE, segments=3, completed=True)
 ITEM_COUNTERS = ("scanned", "expired", "deleted", "skipped", "unparseable")
 
 
 # -- helpers ----------------------------------------------------------------------------
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-    @property
-    def one_line_error(self) -> str:
-        lines = self.err.strip().splitlines()
-        assert len(lines) == 1, self.err
-        return lines[0]
-
-
-@pytest.fixture
-def cli(capsys):
-    def run(*argv: str) -> Result:
-        capsys.readouterr()
-        code = main(list(argv))
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
-
-
 @pytest.fixture
 def seeded(stack, monkeypatch, tmp_path, request):
     """90 items over 3 segments, pages of 7, no scavenger.toml in the working directory."""
     monkeypatch.chdir(tmp_path)
-    create_table(stack.dynamodb, TABLE, "composite_number_string")
-    truth = seed_table(
-        stack.dynamodb,
-        TABLE,
-        "composite_number_string",
-        count=90,
-        cutoff=now() - timedelta(hours=48),
-    )
-    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", "7")
-    configure_sweeps(monkeypatch, {**SWEEP, "dry_run": getattr(request, "param", False)})
-    return truth
+    dry_run = getattr(request, "param", False)
+    return seed_sweep(stack, monkeypatch, {**SWEEP, "dry_run": dry_run}, count=90, page_size=7)
 
 
 class SegmentScans:
@@ -112,10 +64,6 @@ class SegmentScans:
             )
 
 
-class Crash(BaseException):
-    """The process dies here: nothing after it runs, no handler catches it."""
-
-
 def crash_once(service: str, operation: str) -> None:
     state = {"crashed": False}
 
@@ -125,29 +73,6 @@ def crash_once(service: str, operation: str) -> None:
             raise Crash(operation)
 
     aws.client(service).meta.events.register(f"before-call.{service}.{operation}", hook)
-
-
-def ledger(stack) -> Ledger:
-    return Ledger(stack.dynamodb, LEDGER)
-
-
-def start_run() -> str:
-    (run,) = planner_handler({"sweep": "sweep"}, None)["runs"]
-    lambda_runtime().sleep = lambda seconds: None
-    return str(run["run_id"])
-
-
-def work(stack) -> None:
-    lambda_runtime().sleep = lambda seconds: None
-    drain(stack, context_factory=roomy_context)
-
-
-def queue_size(stack, url: str) -> int:
-    attributes = stack.sqs.get_queue_attributes(
-        QueueUrl=url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return sum(int(value) for value in attributes.values())
 
 
 def visible(stack, url: str) -> int:

@@ -9,17 +9,11 @@ import pytest
 
 from scavenger.tools.cli import main
 from tests.conftest import configure_sweeps
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
-SWEEP = {
-    "name": "sweep",
-    "table": "Provisioned",
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 6,
-}
+SWEEP = sweep_spec(table="Provisioned", segments=6)
 
 
 @pytest.fixture

@@ -3,35 +3,25 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 
 import pytest
 
 from planner.handler import handler as planner_handler
 from scavenger.ledger import Ledger
-from scavenger.runtime import lambda_runtime
 from scavenger.tools import cli
-from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
-from tests.dataset import create_table, now, seed_table
+from tests.conftest import LEDGER, drain, roomy_context
+from tests.runs import no_waits, seed_sweep
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
-SWEEP = {
-    "name": "sweep",
-    "table": "Swept",
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": "auto",
-}
+SWEEP = sweep_spec(segments="auto")
 
 
 @pytest.fixture
 def seeded(stack, monkeypatch):
-    create_table(stack.dynamodb, "Swept", "hash_string")
-    seed_table(stack.dynamodb, "Swept", "hash_string", count=60, cutoff=now() - timedelta(hours=48))
-    configure_sweeps(monkeypatch, SWEEP)
-    lambda_runtime().sleep = lambda seconds: None
+    seed_sweep(stack, monkeypatch, SWEEP, count=60, shape="hash_string")
+    no_waits()
 
 
 def test_the_second_run_is_sized_by_the_rate_the_first_one_measured(stack, seeded):

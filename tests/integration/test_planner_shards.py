@@ -14,37 +14,20 @@ from scavenger.plan import Planner, plan_shard
 from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.runtime import lambda_runtime
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
-from tests.dataset import create_table, now, remaining_keys, seed_table
+from tests.dataset import now, remaining_keys
 from tests.faults import ErrorInjector
+from tests.runs import no_waits, seed_sweep
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
-SWEEP = {
-    "name": "sweep",
-    "table": "Swept",
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 7,
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-}
+SWEEP = sweep_spec(segments=7, completed=True)
 
 
 @pytest.fixture
 def seeded(stack, monkeypatch):
-    create_table(stack.dynamodb, "Swept", "composite_number_string")
-    truth = seed_table(
-        stack.dynamodb,
-        "Swept",
-        "composite_number_string",
-        count=150,
-        cutoff=now() - timedelta(hours=48),
-    )
-    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", "10")
-    configure_sweeps(monkeypatch, SWEEP)
-    lambda_runtime().sleep = lambda seconds: None
+    truth = seed_sweep(stack, monkeypatch, SWEEP, count=150, page_size=10)
+    no_waits()
     return truth
 
 

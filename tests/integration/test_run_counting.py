@@ -4,6 +4,7 @@ run item: the segment's move to done and the run's count are one transaction
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from scavenger.ledger import Ledger
-from scavenger.records import Counts, RunRecord
+from scavenger.records import Counts
 from tests.conftest import LEDGER
 
 pytestmark = pytest.mark.integration
@@ -19,6 +20,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@functools.cache
 def load_scale_script():
     spec = importlib.util.spec_from_file_location("scale_ledger", ROOT / "scripts/scale_ledger.py")
     assert spec is not None and spec.loader is not None
@@ -29,17 +31,8 @@ def load_scale_script():
 
 
 def new_run(ledger: Ledger, segments: int, run_id: str = "run-1") -> str:
-    ledger.create_run(
-        RunRecord(
-            run_id=run_id,
-            sweep="sweep",
-            table="Workers",
-            total_segments=segments,
-            cutoff="2026-11-21T02:00:00Z",
-            dry_run=False,
-            created_at="2026-11-23T02:00:00Z",
-        )
-    )
+    """A run of sweep ``sweep`` on table ``Workers``, written as the planner writes it."""
+    load_scale_script().create_run(ledger, run_id, segments, sweep="sweep", table="Workers")
     return run_id
 
 

@@ -6,52 +6,31 @@ once, as scavenger/events.py says)."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.events import DETAIL_TYPES, EVENT_SOURCE
 from scavenger.ledger import Ledger
 from scavenger.runtime import lambda_runtime
-from tests.conftest import LEDGER, REGION, configure_sweeps, drain, roomy_context
-from tests.dataset import create_table, now, seed_table
+from tests.conftest import LEDGER, REGION, drain, roomy_context
+from tests.runs import Crash, seed_sweep, start_run
+from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
 
 TABLE = "Swept"
-SWEEP = {
-    "name": "sweep",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 3,
-}
-
-
-class Crash(BaseException):
-    """The worker process dies here: nothing after it runs, no handler catches it."""
+SWEEP = sweep_spec(table=TABLE, segments=3)
 
 
 @pytest.fixture
 def observer(stack, monkeypatch) -> str:
     """A swept table, the sweep, reports on the default bus, and a queue that a rule
     on that bus fills with every Scavenger event."""
-    create_table(stack.dynamodb, TABLE, "composite_number_string")
-    seed_table(
-        stack.dynamodb,
-        TABLE,
-        "composite_number_string",
-        count=60,
-        cutoff=now() - timedelta(hours=48),
-    )
-    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", "7")
     monkeypatch.setenv("SCAVENGER_EVENT_BUS", "default")
-    configure_sweeps(monkeypatch, SWEEP)
+    seed_sweep(stack, monkeypatch, SWEEP, count=60, page_size=7)
     events = aws.client("events", region=REGION)
     url = stack.sqs.create_queue(QueueName="observer")["QueueUrl"]
     arn = stack.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
@@ -79,10 +58,16 @@ def observed(stack, url: str) -> list[dict[str, Any]]:
             stack.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 
-def start_run() -> str:
-    (run,) = planner_handler({"sweep": "sweep"}, None)["runs"]
-    lambda_runtime().sleep = lambda seconds: None
-    return str(run["run_id"])
+def send_again(stack, messages: list[dict[str, Any]], tag: str) -> None:
+    """Each received segment message sent once more, to its own group."""
+    for index, message in enumerate(messages):
+        body = json.loads(message["Body"])
+        stack.sqs.send_message(
+            QueueUrl=stack.queue_url,
+            MessageBody=message["Body"],
+            MessageGroupId=f"{body['sweep']}#{body['segment']}",
+            MessageDeduplicationId=f"{tag}-{index}",
+        )
 
 
 def crashing_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -144,23 +129,9 @@ def test_duplicate_deliveries_report_once(stack, observer) -> None:
     bodies = stack.sqs.receive_message(
         QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
     )["Messages"]
-    for index, message in enumerate(bodies):  # every segment message delivered twice
-        body = json.loads(message["Body"])
-        stack.sqs.send_message(
-            QueueUrl=stack.queue_url,
-            MessageBody=message["Body"],
-            MessageGroupId=f"{body['sweep']}#{body['segment']}",
-            MessageDeduplicationId=f"again-{index}",
-        )
+    send_again(stack, bodies, "again")  # every segment message delivered twice
     drain(stack, context_factory=roomy_context)
-    for index, message in enumerate(bodies):  # and once more, long after the run is done
-        body = json.loads(message["Body"])
-        stack.sqs.send_message(
-            QueueUrl=stack.queue_url,
-            MessageBody=message["Body"],
-            MessageGroupId=f"{body['sweep']}#{body['segment']}",
-            MessageDeduplicationId=f"late-{index}",
-        )
+    send_again(stack, bodies, "late")  # and once more, long after the run is done
     drain(stack, context_factory=roomy_context)
 
     assert len(observed(stack, observer)) == 1

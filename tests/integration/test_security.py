@@ -23,7 +23,9 @@ from scavenger.observability import logger
 from scavenger.runtime import lambda_runtime
 from scavenger.tools import cli
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
+from tests.dataset import create_hash_table
 from tests.faults import ErrorInjector
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
@@ -31,26 +33,18 @@ SECRET = "canary-item-secret-5be1"
 CREDENTIAL = "canary-credential-91ac"
 KEY_MARK = "key-canary"
 TABLE = "Vault"
-SWEEP = {
-    "name": "vault",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 2,
-    "where": "#p <> :gone",
-    "names": {"#p": "payload"},
-    "values": {":gone": "gone"},
-}
+SWEEP = sweep_spec(
+    "vault",
+    TABLE,
+    segments=2,
+    where="#p <> :gone",
+    names={"#p": "payload"},
+    values={":gone": "gone"},
+)
 
 
 def seed_vault(dynamodb: Any) -> None:
-    dynamodb.create_table(
-        TableName=TABLE,
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_hash_table(dynamodb, TABLE)
     now = datetime.now(UTC)
     ages = [
         {"S": (now - timedelta(days=5)).isoformat()},  # expired

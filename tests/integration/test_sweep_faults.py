@@ -17,51 +17,35 @@ from tests.conftest import (
     LEDGER,
     FakeClock,
     FakeContext,
-    configure_sweeps,
     drain,
     roomy_context,
     sqs_event,
 )
-from tests.dataset import create_table, key_id, now, remaining_keys, seed_table
+from tests.dataset import key_id, now, remaining_keys
 from tests.faults import ErrorInjector, on_call, tick_per_call
+from tests.runs import Crash, seed_sweep, start_run
+from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
 
-SWEEP = {
-    "name": "sweep",
-    "table": "Swept",
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 3,
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-}
+SWEEP = sweep_spec(segments=3, completed=True)
 
 
 @pytest.fixture
 def seeded(stack, monkeypatch):
     """A composite-key table of 200 items, the sweep configured, pages of 7 items."""
-    create_table(stack.dynamodb, "Swept", "composite_number_string")
-    truth = seed_table(
-        stack.dynamodb,
-        "Swept",
-        "composite_number_string",
-        count=200,
-        cutoff=now() - timedelta(hours=48),
+    return seed_sweep(stack, monkeypatch, SWEEP, count=200, page_size=7)
+
+
+def set_age(stack, key, instant) -> None:
+    """A writer rewrites the item's age while the sweep runs."""
+    stack.dynamodb.update_item(
+        TableName="Swept",
+        Key=key,
+        UpdateExpression="SET ts = :older",
+        ExpressionAttributeValues={":older": {"S": instant.isoformat()}},
     )
-    monkeypatch.setenv("SCAVENGER_PAGE_SIZE", "7")
-    configure_sweeps(monkeypatch, SWEEP)
-    return truth
-
-
-def start_run(stack, *, no_sleep=True):
-    (run,) = planner_handler({"sweep": "sweep"}, None)["runs"]
-    if no_sleep:
-        lambda_runtime().sleep = lambda seconds: None
-    return run["run_id"]
 
 
 def finished_run(stack, run_id):
@@ -69,7 +53,7 @@ def finished_run(stack, run_id):
 
 
 def test_item_refreshed_between_scan_and_delete_is_kept(stack, seeded):
-    run_id = start_run(stack)
+    run_id = start_run()
     victim = next(iter(sorted(seeded.doomed)))
     fresh = (now() + timedelta(days=1)).isoformat()
 
@@ -95,7 +79,7 @@ def test_item_rewritten_with_another_expired_age_is_still_deleted(stack, seeded)
     # Between the scan and the delete a writer gives the item another age that is
     # just as expired (an older instant, in another offset): the delete's condition
     # fails, the worker reads the item again and deletes it at its new value.
-    run_id = start_run(stack)
+    run_id = start_run()
     victim = next(iter(sorted(seeded.doomed)))
     older = (now() - timedelta(days=30)).astimezone(timezone(timedelta(hours=5, minutes=30)))
     rewrites = []
@@ -103,12 +87,7 @@ def test_item_rewritten_with_another_expired_age_is_still_deleted(stack, seeded)
     def rewrite(params):
         if key_id(params["Key"]) == victim and not rewrites:
             rewrites.append(older.isoformat())
-            stack.dynamodb.update_item(
-                TableName="Swept",
-                Key=seeded.keys[victim],
-                UpdateExpression="SET ts = :older",
-                ExpressionAttributeValues={":older": {"S": older.isoformat()}},
-            )
+            set_age(stack, seeded.keys[victim], older)
 
     on_call(aws.client("dynamodb"), "DeleteItem", rewrite)
 
@@ -121,20 +100,14 @@ def test_item_rewritten_with_another_expired_age_is_still_deleted(stack, seeded)
 
 
 def test_an_item_rewritten_before_every_delete_is_given_up_after_a_few_tries(stack, seeded):
-    run_id = start_run(stack)
+    run_id = start_run()
     victim = next(iter(sorted(seeded.doomed)))
     attempts = []
 
     def rewrite(params):
         if key_id(params["Key"]) == victim:
             attempts.append(1)
-            older = now() - timedelta(days=30 + len(attempts))
-            stack.dynamodb.update_item(
-                TableName="Swept",
-                Key=seeded.keys[victim],
-                UpdateExpression="SET ts = :older",
-                ExpressionAttributeValues={":older": {"S": older.isoformat()}},
-            )
+            set_age(stack, seeded.keys[victim], now() - timedelta(days=30 + len(attempts)))
 
     on_call(aws.client("dynamodb"), "DeleteItem", rewrite)
 
@@ -147,7 +120,7 @@ def test_an_item_rewritten_before_every_delete_is_given_up_after_a_few_tries(sta
 
 
 def test_throttling_on_scan_and_delete_still_gives_exact_results(stack, seeded):
-    run_id = start_run(stack)
+    run_id = start_run()
     client = aws.client("dynamodb")
     deletes = ErrorInjector(client, "DeleteItem", rate=0.2, seed=1)
     scans = ErrorInjector(client, "Scan", rate=0.3, seed=2, code="InternalServerError", status=500)
@@ -162,7 +135,7 @@ def test_throttling_on_scan_and_delete_still_gives_exact_results(stack, seeded):
 
 
 def test_short_deadlines_force_continuations_in_the_same_group(stack, seeded):
-    run_id = start_run(stack)
+    run_id = start_run()
     clock = FakeClock()
     tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
 
@@ -186,7 +159,7 @@ def test_short_deadlines_force_continuations_in_the_same_group(stack, seeded):
 def test_redelivered_and_stale_messages_count_nothing_twice(stack, seeded):
     """After every invocation, every message delivered so far (older hops, and the
     current ones: duplicates that may do real work) is delivered once more."""
-    run_id = start_run(stack)
+    run_id = start_run()
     clock = FakeClock()
     tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
     history: list[dict] = []
@@ -239,7 +212,7 @@ def test_two_workers_on_one_segment_count_each_page_once(stack, seeded):
     """Worker A is overtaken mid-page by worker B on the same message (a redelivery
     after a visibility timeout). B checkpoints one page and then dies. A's checkpoint
     must lose, so its page is not counted a second time."""
-    run_id = start_run(stack)
+    run_id = start_run()
     messages = receive_all(stack)
     first = messages[0]
     client = aws.client("dynamodb")
@@ -276,7 +249,7 @@ def test_two_workers_on_one_segment_count_each_page_once(stack, seeded):
 
 
 def test_old_hop_delivered_after_a_newer_one_is_dropped(stack, seeded):
-    run_id = start_run(stack)
+    run_id = start_run()
     clock = FakeClock()
     tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.2))
     messages = receive_all(stack)
@@ -308,7 +281,7 @@ def test_old_hop_delivered_after_a_newer_one_is_dropped(stack, seeded):
 
 
 def test_poison_message_fails_only_itself_and_later_records_of_its_group(stack, seeded):
-    start_run(stack)
+    start_run()
     messages = stack.sqs.receive_message(
         QueueUrl=stack.queue_url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
     )["Messages"]
@@ -328,7 +301,7 @@ def test_poison_message_fails_only_itself_and_later_records_of_its_group(stack, 
 
 
 def test_fatal_error_fails_the_record_and_is_recorded_on_the_segment(stack, seeded):
-    run_id = start_run(stack)
+    run_id = start_run()
     # A fatal error of the segment's own (a ValidationException naming no expression):
     # a systemic one (access denied, no table) halts the run instead (test_halt.py).
     ErrorInjector(aws.client("dynamodb"), "Scan", rate=1.0, code="ValidationException")
@@ -349,7 +322,7 @@ def test_fatal_error_fails_the_record_and_is_recorded_on_the_segment(stack, seed
 def test_hop_budget_stops_a_segment_that_never_finishes(stack, seeded, monkeypatch):
     monkeypatch.setenv("SCAVENGER_MAX_HOPS", "1")
     lambda_runtime.cache_clear()
-    run_id = start_run(stack)
+    run_id = start_run()
     clock = FakeClock()
     tick_per_call(aws.client("dynamodb"), lambda: clock.advance(0.5))
     messages = stack.sqs.receive_message(
@@ -369,14 +342,10 @@ def test_hop_budget_stops_a_segment_that_never_finishes(stack, seeded, monkeypat
     assert "hop budget exhausted" in state.last_error
 
 
-class Crash(BaseException):
-    """The process dies here: nothing after it runs, no handler catches it."""
-
-
 def test_continuation_whose_hop_bump_was_lost_is_accepted(stack, seeded):
     """The worker sends its continuation, then dies before raising the hop; its own
     message is gone too (say, to the DLQ). The continuation must carry on."""
-    run_id = start_run(stack)
+    run_id = start_run()
     clock = FakeClock()
     client = aws.client("dynamodb")
     tick_per_call(client, lambda: clock.advance(0.2))
@@ -409,7 +378,7 @@ def test_continuation_whose_hop_bump_was_lost_is_accepted(stack, seeded):
 
 
 def test_a_record_reached_too_late_is_handed_back_untouched(stack, seeded):
-    start_run(stack)
+    start_run()
     messages = receive_all(stack)
     calls = []
     aws.client("dynamodb").meta.events.register("before-call.dynamodb", lambda **_: calls.append(1))
@@ -448,7 +417,7 @@ def test_a_failure_for_a_segment_the_ledger_does_not_know_writes_nothing(stack, 
 def test_a_run_is_not_finished_while_a_segment_is_not_done(stack, seeded):
     """The count says complete but a segment is not done (an operator reopened it
     between a finisher's count and its sum): the run must stay open."""
-    run_id = start_run(stack)
+    run_id = start_run()
     ledger = Ledger(stack.dynamodb, LEDGER)
     stack.dynamodb.update_item(
         TableName=LEDGER,

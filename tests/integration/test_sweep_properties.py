@@ -6,11 +6,9 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime, timedelta, timezone
 
-import boto3
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
-from moto import mock_aws
 
 from scavenger import aws
 from scavenger.config import parse_sweeps, sweeps_to_json
@@ -18,11 +16,12 @@ from scavenger.ledger import Ledger
 from scavenger.plan import Planner
 from scavenger.queue import SegmentQueue
 from scavenger.runtime import lambda_runtime
-from scavenger.tools.provision import create_ledger_table, create_queues
-from tests.conftest import LEDGER, REGION, FakeClock, FakeContext, Stack, drain
-from tests.dataset import remaining_keys
+from tests.conftest import LEDGER, FakeClock, FakeContext, drain, moto_stack
+from tests.dataset import create_hash_table, remaining_keys
 from tests.faults import ErrorInjector, StatementFaults, on_call, tick_per_call
 from tests.integration.conftest import drop_tables
+from tests.properties import fixture_examples
+from tests.sweeps import sweep_spec
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -70,11 +69,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("backend", sorted(BACKENDS), indirect=True)
-@settings(
-    max_examples=25,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fixture_examples(25)
 @given(
     items=st.lists(item_strategy, max_size=40),
     age_format=st.sampled_from(["iso8601", "epoch_seconds", "epoch_millis"]),
@@ -91,21 +86,9 @@ def test_deleted_set_is_exactly_the_expired_set(
     mode = BACKENDS[backend]
     if backend == "dynamodb-local":
         drop_tables(os.environ["AWS_ENDPOINT_URL_DYNAMODB"])
-    with mock_aws():
-        aws.reset_clients()
-        dynamodb = boto3.client("dynamodb", region_name=REGION)
-        sqs = boto3.client("sqs", region_name=REGION)
-        create_ledger_table(dynamodb, LEDGER)
-        queues = create_queues(sqs, "scavenger")
-        arn = sqs.get_queue_attributes(QueueUrl=queues.queue_url, AttributeNames=["QueueArn"])
-        stack = Stack(dynamodb, sqs, queues.queue_url, queues.dlq_url, "arn")
-        stack.queue_arn = arn["Attributes"]["QueueArn"]
-        dynamodb.create_table(
-            TableName="Swept",
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "N"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
+    with moto_stack(monkeypatch) as stack:
+        dynamodb, sqs = stack.dynamodb, stack.sqs
+        create_hash_table(dynamodb, "Swept", key_type="N")
         doomed, refreshed, unparseable = set(), set(), 0
         for index, item in enumerate(items):
             record = {"id": {"N": str(index)}}
@@ -121,31 +104,17 @@ def test_deleted_set_is_exactly_the_expired_set(
             if matches and expired:
                 (refreshed if item["refreshed"] else doomed).add(index)
 
-        sweeps = parse_sweeps(
-            [
-                {
-                    "name": "prop",
-                    "table": "Swept",
-                    "age_attribute": "ts",
-                    "age_format": age_format,
-                    "max_age": "48h",
-                    "segments": segments,
-                    "where": "#c IN (:n1, :s1)",
-                    "names": {"#c": "Completed"},
-                    "values": {":n1": 1, ":s1": "1"},
-                    "delete_mode": mode,
-                }
-            ]
+        spec = sweep_spec(
+            "prop", age_format=age_format, segments=segments, completed=True, delete_mode=mode
         )
+        sweeps = parse_sweeps([spec])
         monkeypatch.setenv("SCAVENGER_SWEEPS", sweeps_to_json(sweeps))
-        monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
-        monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", LEDGER)
         monkeypatch.setenv("SCAVENGER_PAGE_SIZE", str(page_size))
         lambda_runtime.cache_clear()
         ledger = Ledger(dynamodb, LEDGER)
         planner = Planner(
             ledger=ledger,
-            queue=SegmentQueue(sqs, queues.queue_url),
+            queue=SegmentQueue(sqs, stack.queue_url),
             dynamodb=dynamodb,
             clock=lambda: NOW,
         )

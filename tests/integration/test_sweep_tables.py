@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
 from planner.handler import handler as planner_handler
 from scavenger.ledger import Ledger
 from tests.conftest import LEDGER, configure_sweeps, drain, roomy_context
 from tests.dataset import create_table, now, remaining_keys, seed_table
+from tests.runs import seeded_table
+from tests.sweeps import COMPLETED, sweep_spec
 
 pytestmark = pytest.mark.integration
 
-WHERE = {
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-}
+WHERE = COMPLETED
 
 
 def sweep_config(age_format: str = "iso8601", segments: int = 4, **extra):
-    return {
-        "name": "sweep",
-        "table": "Swept",
-        "age_attribute": "ts",
-        "age_format": age_format,
-        "max_age": "48h",
-        "segments": segments,
-        **extra,
-    }
+    return sweep_spec(age_format=age_format, segments=segments, **extra)
 
 
 def run_sweep(stack, monkeypatch, config, *, page_size=7, context_factory=roomy_context):
@@ -46,10 +34,7 @@ def run_sweep(stack, monkeypatch, config, *, page_size=7, context_factory=roomy_
 def test_exactly_the_expired_items_are_deleted_on_every_key_shape(
     stack, monkeypatch, moto_binary_segments, shape
 ):
-    create_table(stack.dynamodb, "Swept", shape)
-    truth = seed_table(
-        stack.dynamodb, "Swept", shape, count=300, cutoff=now() - timedelta(hours=48)
-    )
+    truth = seeded_table(stack.dynamodb, "Swept", shape, count=300)
 
     run, _ = run_sweep(stack, monkeypatch, sweep_config(**WHERE))
 
@@ -70,15 +55,8 @@ def test_exactly_the_expired_items_are_deleted_on_every_key_shape(
 
 @pytest.mark.parametrize("age_format", ["epoch_seconds", "epoch_millis"])
 def test_epoch_ages_are_swept_exactly(stack, monkeypatch, age_format):
-    create_table(stack.dynamodb, "Swept", "hash_string")
-    truth = seed_table(
-        stack.dynamodb,
-        "Swept",
-        "hash_string",
-        count=200,
-        cutoff=now() - timedelta(hours=48),
-        age_format=age_format,
-        with_where=False,
+    truth = seeded_table(
+        stack.dynamodb, "Swept", "hash_string", count=200, age_format=age_format, with_where=False
     )
 
     run, _ = run_sweep(stack, monkeypatch, sweep_config(age_format, segments=3))
@@ -89,14 +67,7 @@ def test_epoch_ages_are_swept_exactly(stack, monkeypatch, age_format):
 
 
 def test_dry_run_counts_and_deletes_nothing(stack, monkeypatch):
-    create_table(stack.dynamodb, "Swept", "composite_number_string")
-    truth = seed_table(
-        stack.dynamodb,
-        "Swept",
-        "composite_number_string",
-        count=150,
-        cutoff=now() - timedelta(hours=48),
-    )
+    truth = seeded_table(stack.dynamodb, "Swept", count=150)
 
     run, _ = run_sweep(stack, monkeypatch, sweep_config(dry_run=True, **WHERE))
 

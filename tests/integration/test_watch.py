@@ -15,7 +15,6 @@ import sys
 import termios
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -28,21 +27,15 @@ from scavenger.tools.local.emulator import Endpoints
 from scavenger.tools.ops.watch import fraction_scanned, observe
 from scavenger.tools.provision import create_ledger_table, create_queues
 from tests.conftest import configure_sweeps, roomy_context, sqs_event
-from tests.dataset import create_table, now, seed_table
+from tests.runs import seeded_table
+from tests.sweeps import sweep_spec
 from worker.handler import handler as worker_handler
 
 pytestmark = pytest.mark.integration
 
 TABLE = "Watched"
 SEGMENTS = 4
-SWEEP = {
-    "name": "watched",
-    "table": TABLE,
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": SEGMENTS,
-}
+SWEEP = sweep_spec("watched", TABLE, segments=SEGMENTS)
 SHOW_CURSOR = b"\x1b[?25h"
 HIDE_CURSOR = b"\x1b[?25l"
 
@@ -61,10 +54,7 @@ def deployment(emulator: Endpoints, monkeypatch: pytest.MonkeyPatch, tmp_path) -
     create_ledger_table(dynamodb, ledger)
     queues = create_queues(sqs, f"watch-{suffix}", visibility_timeout=30)
     table = f"{TABLE}-{suffix}"
-    create_table(dynamodb, table, "composite_number_string")
-    seed_table(
-        dynamodb, table, "composite_number_string", count=80, cutoff=now() - timedelta(hours=48)
-    )
+    seeded_table(dynamodb, table, count=80)
     monkeypatch.setenv("SCAVENGER_QUEUE_URL", queues.queue_url)
     monkeypatch.setenv("SCAVENGER_DLQ_URL", queues.dlq_url)
     monkeypatch.setenv("SCAVENGER_LEDGER_TABLE", ledger)
@@ -131,6 +121,16 @@ def read_available(master: int, timeout: float) -> bytes:
     return b"".join(chunks)
 
 
+def read_until(master: int, marker: bytes, timeout: float = 30.0) -> bytes:
+    """What the terminal shows until ``marker`` appears: the CLI's start-up takes
+    seconds on a loaded machine, and nothing may be worked on before its first frame."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while marker not in seen and time.monotonic() < deadline:
+        seen += read_available(master, 0.2)
+    return seen
+
+
 def scavenger(*args: str) -> list[str]:
     return [sys.executable, "-m", "scavenger.tools.cli", *args]
 
@@ -152,7 +152,7 @@ def test_watch_redraws_as_segments_finish_and_ends_with_the_run(deployment, reap
         scavenger("status", "--watch", run_id, "--interval", "0.2"), deployment
     )
     reaper.append(process)
-    output = read_available(master, 3.0)  # the first frames: nothing done yet
+    output = read_until(master, b"0/4 done")  # the first frames: nothing done yet
     assert b"0/4 done" in output
     frames = [output]
     while work_one_segment():
@@ -176,7 +176,7 @@ def test_ctrl_c_stops_the_watch_and_restores_the_terminal(deployment, reaper) ->
         scavenger("status", "--watch", run_id, "--interval", "0.2"), deployment
     )
     reaper.append(process)
-    before = read_available(master, 3.0)
+    before = read_until(master, b"0/4 done")
     assert HIDE_CURSOR in before and b"0/4 done" in before
     before_attributes = termios.tcgetattr(master)
 
@@ -199,13 +199,14 @@ def test_json_lines_one_object_per_refresh_until_done(deployment) -> None:
         stderr=subprocess.PIPE,
         env=deployment,
     )
-    time.sleep(1.5)
+    assert process.stdout is not None
+    first = process.stdout.readline()  # the first refresh, before any work
     while work_one_segment():
         time.sleep(0.5)
     out, err = process.communicate(timeout=30)
 
     assert process.returncode == 0, err
-    lines = [json.loads(line) for line in out.decode().splitlines()]
+    lines = [json.loads(line) for line in (first + out).decode().splitlines()]
     assert len(lines) >= SEGMENTS
     assert all(line["run_id"] == run_id for line in lines)
     assert [line["segments_done"] for line in lines] == sorted(

@@ -5,7 +5,6 @@ rate reached. On moto, with a fake clock that the worker's sleeps advance."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -14,21 +13,15 @@ from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.runtime import lambda_runtime
 from tests.conftest import FakeClock, FakeContext, configure_sweeps, drain
-from tests.dataset import create_table, now, remaining_keys, seed_table
+from tests.dataset import remaining_keys
 from tests.faults import error_response, tick_per_call
+from tests.runs import seeded_table
+from tests.sweeps import sweep_spec
 
 pytestmark = pytest.mark.integration
 
 SHARE = 20.0
-SWEEP = {
-    "name": "paced",
-    "table": "Paced",
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "segments": 1,
-    "max_write_units_per_second": SHARE,
-}
+SWEEP = sweep_spec("paced", "Paced", segments=1, max_write_units_per_second=SHARE)
 
 
 class DeleteCalls:
@@ -55,15 +48,7 @@ class DeleteCalls:
 
 @pytest.fixture
 def paced(stack, monkeypatch) -> tuple[FakeClock, Any]:
-    create_table(stack.dynamodb, "Paced", "hash_string")
-    truth = seed_table(
-        stack.dynamodb,
-        "Paced",
-        "hash_string",
-        count=800,
-        cutoff=now() - timedelta(hours=48),
-        with_where=False,
-    )
+    truth = seeded_table(stack.dynamodb, "Paced", "hash_string", count=800, with_where=False)
     monkeypatch.setenv("SCAVENGER_PAGE_SIZE", "100")
     configure_sweeps(monkeypatch, SWEEP)
     clock = FakeClock()

@@ -11,6 +11,7 @@ from scavenger.budget import ON_DEMAND_WRITE_UNITS, WriteBudget, choose_budget
 from scavenger.config import parse_sweeps
 from scavenger.errors import ConfigError, InvalidMessage
 from scavenger.message import SegmentMessage
+from tests.sweeps import DOCUMENTED_MESSAGE, sweep_spec
 
 PROVISIONED = {
     "BillingModeSummary": {"BillingMode": "PROVISIONED"},
@@ -20,25 +21,8 @@ ON_DEMAND = {
     "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
     "ProvisionedThroughput": {"ReadCapacityUnits": 0, "WriteCapacityUnits": 0},
 }
-SWEEP = {
-    "name": "s",
-    "table": "Table",
-    "age_attribute": "ts",
-    "age_format": "iso8601",
-    "max_age": "48h",
-}
-MESSAGE = {
-    "v": 1,
-    "run_id": "20261123T020000Z-3f9c",
-    "sweep": "s",
-    "table": "Table",
-    "segment": 7,
-    "total_segments": 64,
-    "cutoff": "2026-11-21T02:00:00Z",
-    "cursor": None,
-    "hop": 0,
-    "dry_run": False,
-}
+SWEEP = sweep_spec("s", "Table")
+MESSAGE = {**DOCUMENTED_MESSAGE, "sweep": "s", "table": "Table"}
 
 
 @pytest.mark.parametrize(

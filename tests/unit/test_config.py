@@ -4,20 +4,9 @@ import pytest
 
 from scavenger.config import load_config, load_sweeps_json, parse_sweeps, sweeps_to_json
 from scavenger.errors import ConfigError
+from tests.sweeps import DOCUMENTED
 
-VALID = {
-    "name": "stale-workers",
-    "table": "Workers",
-    "age_attribute": "StartExecutionTime",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-    "segments": "auto",
-    "dry_run": False,
-    "deletes_per_second": 0,
-}
+VALID = DOCUMENTED
 
 
 def sweep_with(**changes):

@@ -14,6 +14,7 @@ from scavenger.expiry import (
     to_attribute_value,
     where_attributes,
 )
+from tests.sweeps import sweep_spec
 
 CUTOFF = datetime(2026, 11, 21, 2, 0, 0, tzinfo=UTC)
 
@@ -110,21 +111,10 @@ def test_config_values_map_to_dynamodb_types():
 
 
 def test_delete_condition_pins_the_seen_age_and_the_where_clause():
-    (sweep,) = parse_sweeps(
-        [
-            {
-                "name": "s",
-                "table": "Workers",
-                "age_attribute": "status",
-                "age_format": "iso8601",
-                "max_age": "1h",
-                "where": "#c IN (:n1, :s1)",
-                "names": {"#c": "Completed"},
-                "values": {":n1": 1, ":s1": "1"},
-                "delete_mode": "item",
-            }
-        ]
+    raw = sweep_spec(
+        "s", "Workers", completed=True, age_attribute="status", max_age="1h", delete_mode="item"
     )
+    (sweep,) = parse_sweeps([raw])
     expressions = Expressions.build(sweep, ("WorkerId", "StartTime"))
     assert expressions.delete_condition == "#sc_age = :sc_age AND (#c IN (:n1, :s1))"
     assert expressions.delete_names == {"#sc_age": "status", "#c": "Completed"}
@@ -168,16 +158,14 @@ def test_the_delete_statement_quotes_names_and_pins_every_read_attribute():
 
 
 def test_batch_mode_scans_the_attributes_it_pins_and_item_mode_does_not():
-    raw = {
-        "name": "s",
-        "table": "Workers",
-        "age_attribute": "ts",
-        "age_format": "iso8601",
-        "max_age": "1h",
-        "where": "#c = :one AND WorkerId > :one AND ts <> :one",
-        "names": {"#c": "Completed"},
-        "values": {":one": 1},
-    }
+    raw = sweep_spec(
+        "s",
+        "Workers",
+        max_age="1h",
+        where="#c = :one AND WorkerId > :one AND ts <> :one",
+        names={"#c": "Completed"},
+        values={":one": 1},
+    )
     (batch,) = parse_sweeps([raw])
     (item,) = parse_sweeps([{**raw, "delete_mode": "item"}])
 
@@ -192,16 +180,15 @@ def test_batch_mode_scans_the_attributes_it_pins_and_item_mode_does_not():
 def test_a_new_age_counts_as_a_change_when_where_reads_the_age():
     """A batch retry pins only key and the new age: when ``where`` reads the age (here
     ``ts > :floor``), a rewritten age must go back to ``where``'s own condition."""
-    raw = {
-        "name": "s",
-        "table": "Workers",
-        "age_attribute": "ts",
-        "age_format": "epoch_seconds",
-        "max_age": "1h",
-        "where": "#t > :floor",
-        "names": {"#t": "ts"},
-        "values": {":floor": 100},
-    }
+    raw = sweep_spec(
+        "s",
+        "Workers",
+        age_format="epoch_seconds",
+        max_age="1h",
+        where="#t > :floor",
+        names={"#t": "ts"},
+        values={":floor": 100},
+    )
     (reads_age,) = parse_sweeps([raw])
     (other,) = parse_sweeps([{**raw, "where": "#c = :floor", "names": {"#c": "Completed"}}])
     scanned = {"WorkerId": {"N": "1"}, "ts": {"N": "500"}, "Completed": {"N": "100"}}

@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from scavenger import aws
 from scavenger.tools import cli
+from tests.dataset import create_hash_table
+from tests.properties import fixture_examples
 
 SECRET_KEY = "canary-secret-4f1e8a"  # stands in for a real secret access key
 URL_PASSWORD = "canary-password-77d2"
@@ -31,14 +33,15 @@ COMMAND_FLAGS = {
     "dlq": ["--max"],
 }
 COMMANDS = tuple(COMMAND_FLAGS)
-VALID_TOML = """
+SWEEP_TOML = """
 [[sweeps]]
 name = "stale-workers"
 table = "Workers"
 age_attribute = "ts"
 age_format = "iso8601"
 max_age = "48h"
-
+"""
+VALID_TOML = f"""{SWEEP_TOML}
 [resources]
 queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/absent.fifo"
 dlq_url = "https://sqs.us-east-1.amazonaws.com/123456789012/absent-dlq.fifo"
@@ -165,11 +168,7 @@ def assert_one_line_error(code: int, out: str, err: str, argv: list[str]) -> Non
         assert secret not in err + out
 
 
-@settings(
-    max_examples=120,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fixture_examples(120)
 @given(data=st.data())
 def test_hostile_command_lines_fail_cleanly_and_change_nothing(
     empty_account: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject
@@ -285,11 +284,7 @@ DEMO_FLAGS: dict[str, Any] = {
 }
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fixture_examples(60)
 @given(data=st.data())
 def test_hostile_demo_lines_fail_cleanly_and_start_nothing(
     empty_account: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject
@@ -342,12 +337,7 @@ def swept_account(empty_account: Path) -> dict[str, Any]:
 
     dynamodb = aws.client("dynamodb", region="us-east-1")
     sqs = aws.client("sqs", region="us-east-1")
-    dynamodb.create_table(
-        TableName="Workers",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_hash_table(dynamodb, "Workers")
     dynamodb.put_item(TableName="Workers", Item={"id": {"S": "a"}, "ts": {"S": "2001-01-01"}})
     create_ledger_table(dynamodb, "ledger")
     queues = create_queues(sqs, "hostile")
@@ -370,14 +360,7 @@ def test_an_expression_dynamodb_cannot_read_is_one_line_and_writes_nothing(
 ) -> None:
     import json
 
-    text = f"""
-[[sweeps]]
-name = "stale-workers"
-table = "Workers"
-age_attribute = "ts"
-age_format = "iso8601"
-max_age = "48h"
-where = {json.dumps(where)}
+    text = f"""{SWEEP_TOML}where = {json.dumps(where)}
 names = {_toml_table(names)}
 {f"values = {_toml_table(values)}" if values else ""}
 

@@ -26,20 +26,9 @@ from scavenger.config import (
     sweeps_to_json,
 )
 from scavenger.errors import ConfigError, ScavengerError
+from tests.sweeps import DOCUMENTED
 
-VALID: dict[str, Any] = {
-    "name": "stale-workers",
-    "table": "Workers",
-    "age_attribute": "StartExecutionTime",
-    "age_format": "iso8601",
-    "max_age": "48h",
-    "where": "#c IN (:n1, :s1)",
-    "names": {"#c": "Completed"},
-    "values": {":n1": 1, ":s1": "1"},
-    "segments": "auto",
-    "dry_run": False,
-    "deletes_per_second": 0,
-}
+VALID = DOCUMENTED
 FIELD_NAMES = (*SWEEP_KEYS, "sweeps", "resources", "config", "SCAVENGER_SWEEPS")
 MAX_MESSAGE = 600
 

@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from scavenger.errors import InvalidMessage
 from scavenger.message import SegmentMessage
+from tests.sweeps import DOCUMENTED_MESSAGE
 
 CUTOFF = datetime(2026, 11, 21, 2, 0, 0, tzinfo=UTC)
 
@@ -45,18 +46,7 @@ def test_any_message_survives_a_round_trip(message):
 
 def test_body_matches_the_documented_contract():
     message = SegmentMessage("20261123T020000Z-3f9c", "stale-workers", "Workers", 7, 64, CUTOFF)
-    assert json.loads(message.to_json()) == {
-        "v": 1,
-        "run_id": "20261123T020000Z-3f9c",
-        "sweep": "stale-workers",
-        "table": "Workers",
-        "segment": 7,
-        "total_segments": 64,
-        "cutoff": "2026-11-21T02:00:00Z",
-        "cursor": None,
-        "hop": 0,
-        "dry_run": False,
-    }
+    assert json.loads(message.to_json()) == DOCUMENTED_MESSAGE
     assert message.group_id == "stale-workers#7"
 
 

@@ -46,6 +46,17 @@ def never_called():
     raise AssertionError("CloudFormation must not be asked without --stack")
 
 
+def from_queue_url_alone(sqs):
+    """The resources when the environment names the queue and nothing else."""
+    return discover(
+        config_resources={},
+        env={"SCAVENGER_QUEUE_URL": QUEUE},
+        stack=None,
+        cloudformation=never_called,
+        sqs=sqs,
+    )
+
+
 def test_config_wins_over_environment_and_each_says_where_it_came_from():
     resources = discover(
         config_resources={"queue_url": QUEUE},
@@ -128,13 +139,7 @@ def test_dlq_is_found_from_the_queue_redrive_policy():
     )
     stubber.activate()
 
-    resources = discover(
-        config_resources={},
-        env={"SCAVENGER_QUEUE_URL": QUEUE},
-        stack=None,
-        cloudformation=never_called,
-        sqs=sqs,
-    )
+    resources = from_queue_url_alone(sqs)
 
     assert resources.dlq_url == DLQ
     assert resources.source("dlq_url") == "the queue's redrive policy"
@@ -146,13 +151,7 @@ def test_queue_without_redrive_policy_and_no_dlq_anywhere_is_one_line():
     stubber = Stubber(sqs)
     stubber.add_response("get_queue_attributes", {"Attributes": {}})
     stubber.activate()
-    resources = discover(
-        config_resources={},
-        env={"SCAVENGER_QUEUE_URL": QUEUE},
-        stack=None,
-        cloudformation=never_called,
-        sqs=sqs,
-    )
+    resources = from_queue_url_alone(sqs)
 
     assert resources.optional_dlq_url() is None
     with pytest.raises(ScavengerError, match=r"^DLQ: not found: "):

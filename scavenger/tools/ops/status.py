@@ -33,14 +33,7 @@ class RunSummary:
     def to_json(self) -> dict[str, Any]:
         run = self.run
         return {
-            "run_id": run.run_id,
-            "sweep": run.sweep,
-            "table": run.table,
-            "status": run.status,
-            "dry_run": run.dry_run,
-            "started": run.created_at,
-            "finished": run.finished_at,
-            "cutoff": run.cutoff,
+            **run.identity(),
             "segments_total": run.total_segments,
             "segments_done": run.segments_done,
             "segments_failed": self.failed,

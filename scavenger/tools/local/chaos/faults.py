@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable
-from typing import Any
+from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.httpsession import URLLib3Session
@@ -41,10 +42,15 @@ from scavenger.tools.local.chaos.responses import (
     throttle_code,
 )
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
 Handler = Callable[[Any, Any], Any]
 RECORD_ENDED = "record ended before its checkpoint"
 
 
+@dataclass(eq=False)
 class ContainerChaos:
     """The faults of one container, as botocore hooks on its DynamoDB and SQS clients.
 
@@ -54,30 +60,22 @@ class ContainerChaos:
     lost and the retry found the item gone (counted as skipped).
     """
 
-    def __init__(
-        self,
-        plan: ChaosPlan,
-        ordinal: int,
-        journal: FaultJournal,
-        *,
-        table: str,
-        ledger_table: str,
-        may_kill: bool,
-        die: Callable[[str], None],
-    ):
-        self.plan = plan
-        self.ordinal = ordinal
-        self.journal = journal
-        self.table = table
-        self.ledger_table = ledger_table
-        self.may_kill = may_kill
-        self.die = die
-        self.random = random.Random(sub_seed(plan.seed, "container", ordinal))
-        self.pending = 0  # deletes since the last checkpoint that landed
-        self.segment: str | None = None
+    plan: ChaosPlan
+    ordinal: int
+    journal: FaultJournal
+    _: KW_ONLY
+    table: str
+    ledger_table: str
+    may_kill: bool
+    die: Callable[[str], None]
+    pending: int = field(init=False, default=0)  # deletes since the last checkpoint landed
+    segment: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(sub_seed(self.plan.seed, "container", self.ordinal))
         self._http = URLLib3Session(timeout=10)
 
-    def install(self, client: Any) -> None:
+    def install(self, client: DynamoDBClient | SQSClient) -> None:
         service = client.meta.service_model.endpoint_prefix
         events = client.meta.events
         events.register("before-parameter-build", self._remember)
@@ -86,7 +84,9 @@ class ContainerChaos:
         def before_send(request: AWSPreparedRequest, **_: Any) -> AWSResponse | None:
             return self._before_send(service, request)
 
-        events.register(f"before-send.{service}", before_send)
+        # botocore takes what a before-send handler returns as the response; the stubs
+        # type every handler as returning None.
+        events.register(f"before-send.{service}", cast("Callable[..., None]", before_send))
         events.register("after-call", self._after_call)
 
     def wrap(self, handler: Handler) -> Handler:

@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import random
 import threading
-from typing import Any
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 
@@ -25,36 +27,33 @@ from scavenger.tools.local.demo import DemoResources
 from scavenger.tools.local.emulator import Endpoints
 from scavenger.tools.local.function import FunctionHost, FunctionSpec
 
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
 POLLER_OPERATIONS = frozenset(
     {"ReceiveMessage", "DeleteMessageBatch", "ChangeMessageVisibilityBatch"}
 )
 
 
+@dataclass(eq=False)
 class ChaosFleetHooks:
     """The fleet's side: containers with their faults, duplicates and out-of-order replays."""
 
-    def __init__(
-        self,
-        plan: ChaosPlan,
-        journal: FaultJournal,
-        *,
-        sqs: Any,
-        target: DemoResources,
-        workers: int,
-        in_process: Endpoints | None,
-    ):
-        self.plan = plan
-        self.journal = journal
-        self.sqs = sqs
-        self.target = target
-        self.workers = workers
-        self.in_process = in_process
-        self.random = random.Random(sub_seed(plan.seed, "fleet"))
-        self._lock = threading.Lock()
-        self._started = 0
-        self._history: dict[str, list[tuple[int, str]]] = {}
-        self._duplicated: set[str] = set()
-        self._replays = 0
+    plan: ChaosPlan
+    journal: FaultJournal
+    _: KW_ONLY
+    sqs: SQSClient
+    target: DemoResources
+    workers: int
+    in_process: Endpoints | None
+    _started: int = field(init=False, default=0)
+    _replays: int = field(init=False, default=0)
+    _history: dict[str, list[tuple[int, str]]] = field(init=False, default_factory=dict)
+    _duplicated: set[str] = field(init=False, default_factory=set)
+    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(sub_seed(self.plan.seed, "fleet"))
 
     def start_container(self, spec: FunctionSpec) -> FunctionHost:
         with self._lock:
@@ -135,7 +134,7 @@ def _hop(body: str) -> int | None:
     return hop if isinstance(hop, int) and not isinstance(hop, bool) else None
 
 
-def poller_client(endpoints: Endpoints, plan: ChaosPlan, journal: FaultJournal) -> Any:
+def poller_client(endpoints: Endpoints, plan: ChaosPlan, journal: FaultJournal) -> SQSClient:
     """The fleet's SQS client, throttled on its receive/delete/visibility calls."""
     sqs = new_client("sqs", endpoints)
     rng = random.Random(sub_seed(plan.seed, "poller"))
@@ -154,5 +153,6 @@ def poller_client(endpoints: Endpoints, plan: ChaosPlan, journal: FaultJournal) 
         journal.record("throttle.poller", operation=operation)
         return error_response(request, "sqs", "ThrottlingException", 400)
 
-    sqs.meta.events.register("before-send.sqs", throttle)
+    # What a before-send handler returns is the response (the stubs say None).
+    sqs.meta.events.register("before-send.sqs", cast("Callable[..., None]", throttle))
     return sqs

@@ -16,7 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+from botocore.client import BaseClient
 
 from scavenger import aws
 from scavenger.config import load_sweeps_json
@@ -24,7 +26,7 @@ from scavenger.runtime import Runtime
 from scavenger.settings import Settings
 from scavenger.tools.local.chaos.books import FaultJournal
 from scavenger.tools.local.chaos.faults import ContainerChaos, Handler
-from scavenger.tools.local.chaos.plan import SERVICES, ChaosPlan
+from scavenger.tools.local.chaos.plan import ChaosPlan
 from scavenger.tools.local.demo import SWEEP_NAME
 from scavenger.tools.local.emulator import Endpoints
 from scavenger.tools.local.function import (
@@ -36,6 +38,11 @@ from scavenger.tools.local.function import (
     Invocation,
     LambdaContext,
 )
+
+if TYPE_CHECKING:
+    from boto3.session import Session
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
 
 # What the function host calls at a container's init (its HandlerHook).
 CONTAINER_HOOK = "scavenger.tools.local.chaos.hosts.container_handler"
@@ -77,8 +84,8 @@ def container_handler(handler: Handler, setting_json: str) -> Handler:
         may_kill=setting.may_kill,
         die=_sigkill,
     )
-    for service in SERVICES:
-        chaos.install(aws.client(service))
+    chaos.install(aws.client("dynamodb"))
+    chaos.install(aws.client("sqs"))
     return chaos.wrap(handler)
 
 
@@ -94,13 +101,17 @@ _session_lock = threading.Lock()
 
 
 @functools.cache
-def _session() -> Any:
+def _session() -> Session:
     import boto3
 
     return boto3.session.Session()
 
 
-def new_client(service: str, endpoints: Endpoints) -> Any:
+@overload
+def new_client(service: Literal["dynamodb"], endpoints: Endpoints) -> DynamoDBClient: ...
+@overload
+def new_client(service: Literal["sqs"], endpoints: Endpoints) -> SQSClient: ...
+def new_client(service: str, endpoints: Endpoints) -> BaseClient:
     """A client of its own (never the shared factory's), so hooks stay on it alone.
 
     Clients come from one session (its loaded service models make a client ~5x
@@ -108,15 +119,18 @@ def new_client(service: str, endpoints: Endpoints) -> Any:
     """
     endpoint = endpoints.sqs if service == "sqs" else endpoints.dynamodb
     with _session_lock:
-        return _session().client(
-            service,
+        made: BaseClient = _session().client(
+            service,  # type: ignore[call-overload]
             endpoint_url=endpoint,
             region_name=endpoints.region,
             config=aws.BOTO_CONFIG,
         )
+    return made
 
 
-def in_process_runtime(environment: Mapping[str, str], dynamodb: Any, sqs: Any) -> Runtime:
+def in_process_runtime(
+    environment: Mapping[str, str], dynamodb: DynamoDBClient, sqs: SQSClient
+) -> Runtime:
     """A function's runtime, built in this process from its environment and clients."""
     return Runtime(
         settings=Settings.from_env(dict(environment)),

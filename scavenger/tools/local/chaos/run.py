@@ -8,7 +8,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scavenger.ledger import Ledger
 from scavenger.tools.local.chaos.books import FaultJournal
@@ -44,6 +44,10 @@ from scavenger.tools.local.demo import (
 from scavenger.tools.local.emulator import Emulator, Endpoints
 from scavenger.tools.local.fleet import Fleet, FleetOptions, FleetStats
 
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
 
 def run_chaos(
     options: ChaosOptions,
@@ -76,8 +80,8 @@ class ChaosRun:
     log_path: Path
     plan: ChaosPlan
     journal: FaultJournal
-    dynamodb: Any
-    sqs: Any
+    dynamodb: DynamoDBClient
+    sqs: SQSClient
     prepared: Prepared
     ledger: Ledger
     started: StartedRun
@@ -95,7 +99,7 @@ class ChaosRun:
             in_process=in_process,
         )
 
-    def fleet(self, hooks: ChaosFleetHooks | None, sqs: Any) -> Fleet:
+    def fleet(self, hooks: ChaosFleetHooks | None, sqs: SQSClient) -> Fleet:
         options = self.options
         return Fleet(
             FleetOptions(

@@ -8,13 +8,16 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
 from scavenger.tools.local.chaos.books import FaultJournal, Key
 from scavenger.tools.local.chaos.plan import ChaosPlan, sub_seed
 from scavenger.tools.local.demo import OFFSETS, SeededItem, iso_at_offset
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 INSERTED_WORKER_IDS = 10_000_000  # keys of inserted items start here, clear of the seeded ones
 
@@ -39,7 +42,7 @@ class ConcurrentWriter(threading.Thread):
 
     def __init__(
         self,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         table: str,
         expired: list[SeededItem],
         plan: ChaosPlan,
