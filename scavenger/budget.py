@@ -11,6 +11,7 @@ workers that can run at once, min(segments, the worker's maximum concurrency).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -47,7 +48,7 @@ class WriteBudget:
         return asdict(self)
 
 
-def table_write_capacity(description: dict[str, Any]) -> tuple[float, str]:
+def table_write_capacity(description: Mapping[str, Any]) -> tuple[float, str]:
     """The table's write capacity in units per second, and where that figure came from."""
     billing = description.get("BillingModeSummary", {}).get("BillingMode", "PROVISIONED")
     provisioned = float(description.get("ProvisionedThroughput", {}).get("WriteCapacityUnits", 0))
@@ -65,7 +66,7 @@ def table_write_capacity(description: dict[str, Any]) -> tuple[float, str]:
     return capacity, source
 
 
-def choose_budget(configured: float | None, description: dict[str, Any]) -> WriteBudget:
+def choose_budget(configured: float | None, description: Mapping[str, Any]) -> WriteBudget:
     """The sweep's budget if it sets one, else half the table's write capacity."""
     if configured == 0:
         return WriteBudget(None, "max_write_units_per_second = 0")

@@ -198,6 +198,7 @@ SHARD_FIELDS = frozenset(
     {"v", "kind", "run_id", "sweep", "table", "total_segments", "cutoff", "dry_run"}
     | {"first", "count"}
 )
+SHARD_OPTIONAL_FIELDS = frozenset({"wcu"})  # each segment message's share of the budget
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,7 @@ class PlanShardMessage:
     dry_run: bool
     first: int
     count: int
+    wcu: float | None = None
 
     @property
     def segment(self) -> int:
@@ -246,9 +248,11 @@ class PlanShardMessage:
             total_segments=self.total_segments,
             cutoff=self.cutoff,
             dry_run=self.dry_run,
+            wcu=self.wcu,
         )
 
     def to_json(self) -> str:
+        share = {} if self.wcu is None else {"wcu": self.wcu}
         return json.dumps(
             {
                 "v": VERSION,
@@ -261,6 +265,7 @@ class PlanShardMessage:
                 "dry_run": self.dry_run,
                 "first": self.first,
                 "count": self.count,
+                **share,
             },
             separators=(",", ":"),
         )
@@ -277,9 +282,10 @@ class PlanShardMessage:
             return None
         if not isinstance(data, dict) or data.get("kind") != PLAN_SHARD_KIND:
             return None
-        if set(data) != SHARD_FIELDS:
+        if not SHARD_FIELDS <= set(data) <= SHARD_FIELDS | SHARD_OPTIONAL_FIELDS:
             missing = sorted(SHARD_FIELDS - set(data))
-            extra = [shown(name) for name in sorted(set(data) - SHARD_FIELDS)[:5]]
+            unexpected = set(data) - SHARD_FIELDS - SHARD_OPTIONAL_FIELDS
+            extra = [shown(name) for name in sorted(unexpected)[:5]]
             raise InvalidMessage(f"fields do not match: missing {missing}, unexpected {extra}")
         base = SegmentMessage.parse(
             json.dumps(
@@ -298,6 +304,7 @@ class PlanShardMessage:
             dry_run=base.dry_run,
             first=first,
             count=count,
+            wcu=_units(data, "wcu"),
         )
 
 

@@ -16,17 +16,15 @@ sends it again.
 
 from __future__ import annotations
 
-import math
-import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scavenger.budget import WriteBudget, choose_budget
-from scavenger.config import MAX_SEGMENTS, Sweep
+from scavenger.config import Sweep
 from scavenger.errors import ConfigError, FatalError
 from scavenger.expiry import Expressions, format_instant, parse_instant
 from scavenger.ledger import Ledger
@@ -36,21 +34,50 @@ from scavenger.queue import SegmentQueue, SendFailed
 from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.runtime import Runtime
-from scavenger.table import key_attributes
-
-# "auto" aims each segment at SEGMENT_SHARE of a worker's timeout: items per segment
-# = items a worker gets through per second x that time. The rate is the sweep's own,
-# measured by its last finished run (items scanned per worker-second, from the
-# ledger's totals); a sweep's first run assumes DEFAULT_ITEMS_PER_WORKER_SECOND,
-# which gives the 10,000-item segments of earlier versions at the default timeout.
-SEGMENT_SHARE = 0.5
-DEFAULT_WORKER_TIMEOUT_SECONDS = 300
-DEFAULT_MAX_CONCURRENCY = 50
-ITEMS_PER_SEGMENT = 10_000
-DEFAULT_ITEMS_PER_WORKER_SECOND = ITEMS_PER_SEGMENT / (
-    SEGMENT_SHARE * DEFAULT_WORKER_TIMEOUT_SECONDS
+from scavenger.sizing import (
+    BYTES_PER_SEGMENT,
+    DEFAULT_BATCH_ITEMS_PER_WORKER_SECOND,
+    DEFAULT_ITEMS_PER_WORKER_SECOND,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_WORKER_TIMEOUT_SECONDS,
+    ITEMS_PER_SEGMENT,
+    MAX_INVOCATIONS_PER_SEGMENT,
+    MIN_ITEMS_PER_SEGMENT,
+    SEGMENT_SHARE,
+    Fleet,
+    Sizing,
+    auto_segments,
+    measured_rate,
+    measured_write_share,
+    size_segments,
 )
-BYTES_PER_SEGMENT = 256 * 1024 * 1024
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+# Segment sizing lives in scavenger.sizing; these names are the planner's too.
+__all__ = [
+    "BYTES_PER_SEGMENT",
+    "DEFAULT_ITEMS_PER_WORKER_SECOND",
+    "DEFAULT_MAX_CONCURRENCY",
+    "DEFAULT_WORKER_TIMEOUT_SECONDS",
+    "ITEMS_PER_SEGMENT",
+    "MAX_INVOCATIONS_PER_SEGMENT",
+    "MIN_ITEMS_PER_SEGMENT",
+    "SEGMENT_SHARE",
+    "Fleet",
+    "PlanRequest",
+    "PlanResult",
+    "Planner",
+    "Sizing",
+    "auto_segments",
+    "measured_rate",
+    "measured_write_share",
+    "plan",
+    "plan_shard",
+    "size_segments",
+]
+
 # A shard plans 1,000 segments: 40 BatchWriteItem, 10 BatchGetItem and 100
 # SendMessageBatch calls, a few seconds of a worker. Past 1,000 segments the planner
 # fans out in shards: at the 1,000,000-segment maximum it writes and sends 1,000.
@@ -59,6 +86,7 @@ SHARD_THRESHOLD = 1_000
 # A shard still pending this long after its planner wrote it lost its message (no
 # planner invocation lives longer than Lambda's 15 minutes): send it again.
 RESEND_SHARDS_AFTER = timedelta(minutes=15)
+RACED = "another planner started a run of this sweep at the same time"
 
 
 @dataclass(frozen=True)
@@ -79,103 +107,16 @@ class PlanResult:
         data["write_budget"] = self.write_budget.to_json() if self.write_budget else None
         return data
 
-
-@dataclass(frozen=True)
-class Fleet:
-    """What the planner knows of the workers, from its environment (the stack's
-    worker timeout and event source MaximumConcurrency)."""
-
-    worker_timeout_seconds: int = DEFAULT_WORKER_TIMEOUT_SECONDS
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Fleet:
-        env = os.environ if env is None else env
-
-        def positive(name: str, default: int) -> int:
-            raw = env.get(name, "")
-            if not raw:
-                return default
-            if not raw.isdigit() or int(raw) < 1:
-                raise ConfigError(f"{name}: {raw!r} must be a positive integer")
-            return int(raw)
-
-        return cls(
-            worker_timeout_seconds=positive(
-                "SCAVENGER_WORKER_TIMEOUT_SECONDS", DEFAULT_WORKER_TIMEOUT_SECONDS
-            ),
-            max_concurrency=positive("SCAVENGER_MAX_CONCURRENCY", DEFAULT_MAX_CONCURRENCY),
-        )
-
-
-@dataclass(frozen=True)
-class Sizing:
-    """The numbers behind an "auto" segment count (shown by ``plan --dry-run``)."""
-
-    item_count: int
-    table_bytes: int
-    items_per_worker_second: float
-    rate_source: str
-    worker_timeout_seconds: int
-    target_seconds_per_segment: float
-    max_concurrency: int
-    write_units_per_second: float | None
-    items_per_segment: int
-    segments: int
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def size_segments(
-    item_count: int,
-    table_bytes: int,
-    *,
-    items_per_worker_second: float = DEFAULT_ITEMS_PER_WORKER_SECOND,
-    rate_source: str = "default",
-    fleet: Fleet = Fleet(),
-    write_units_per_second: float | None = None,
-) -> Sizing:
-    """Segments that each take about SEGMENT_SHARE of a worker's timeout.
-
-    A write budget shared by MaximumConcurrency workers caps each worker at its share
-    (an expired item costs at least one write unit), so a tighter budget makes
-    smaller segments. Segments also stay under BYTES_PER_SEGMENT of table.
-    """
-    rate = items_per_worker_second
-    if write_units_per_second:
-        rate = min(rate, write_units_per_second / fleet.max_concurrency)
-    target = SEGMENT_SHARE * fleet.worker_timeout_seconds
-    per_segment = max(1, math.floor(rate * target))
-    by_time = math.ceil(item_count / per_segment)
-    by_bytes = math.ceil(table_bytes / BYTES_PER_SEGMENT)
-    return Sizing(
-        item_count=item_count,
-        table_bytes=table_bytes,
-        items_per_worker_second=round(rate, 3),
-        rate_source=rate_source,
-        worker_timeout_seconds=fleet.worker_timeout_seconds,
-        target_seconds_per_segment=target,
-        max_concurrency=fleet.max_concurrency,
-        write_units_per_second=write_units_per_second,
-        items_per_segment=per_segment,
-        segments=min(MAX_SEGMENTS, max(1, by_time, by_bytes)),
-    )
-
-
-def auto_segments(item_count: int, size_bytes: int) -> int:
-    """Segments for a table with no measured rate, at the default fleet."""
-    return size_segments(item_count, size_bytes).segments
-
-
-def measured_rate(run: RunRecord | None) -> tuple[float, str] | None:
-    """Items scanned per worker-second in a finished real run, from its totals."""
-    if run is None or run.status != "done" or run.dry_run or run.totals is None:
-        return None
-    seconds = run.totals.worker_ms / 1000
-    if seconds <= 0 or run.totals.scanned <= 0:
-        return None
-    return run.totals.scanned / seconds, f"run {run.run_id}"
+    def logged(self) -> dict[str, Any]:
+        """The "run started" log line's fields."""
+        return {
+            "sweep": self.sweep,
+            "run_id": self.run_id,
+            "segments": self.segments,
+            "shards": self.shards,
+            "dry_run": self.dry_run,
+            "write_budget": self.write_budget.to_json() if self.write_budget else None,
+        }
 
 
 def new_run_id(now: datetime) -> str:
@@ -188,7 +129,7 @@ class Planner:
         *,
         ledger: Ledger,
         queue: SegmentQueue,
-        dynamodb: Any,
+        dynamodb: DynamoDBClient,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry: RetryPolicy | None = None,
         max_concurrency: int | None = None,
@@ -202,7 +143,7 @@ class Planner:
         self.clock = clock
         self.retry = retry or RetryPolicy(NoDeadline())
         self.max_concurrency = max_concurrency
-        self._description: dict[str, Any] = {}
+        self.descriptions: dict[str, Mapping[str, Any]] = {}  # DescribeTable, per table
         self.shard_threshold = SHARD_THRESHOLD if shard_threshold is None else shard_threshold
         self.shard_segments = SHARD_SEGMENTS if shard_segments is None else shard_segments
         self.fleet = fleet or Fleet.from_env()
@@ -210,108 +151,113 @@ class Planner:
     def plan(self, sweep: Sweep, *, dry_run: bool = False) -> PlanResult:
         dry_run = dry_run or sweep.dry_run
         previous = self.ledger.latest_run_id(sweep.name)
-        running = self.ledger.get_run(previous) if previous is not None else None
-        if previous is not None and running is not None and running.status == "halted":
-            why = running.halt.describe() if running.halt else "no error recorded"
-            reason = (
-                f"run {previous} is halted: {why}; "
-                f"fix it and `scavenger requeue {previous} --halted`"
-            )
-            logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
-            return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
-        if previous is not None and running is not None and running.status == "running":
-            reason = (
-                f"run {previous} is still running "
-                f"({running.segments_done}/{running.total_segments} segments done)"
-            )
-            resent = self._resend_lost_shards(running)
-            if resent:
-                reason += f"; sent its {resent} shards whose message was lost again"
-            logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
-            return PlanResult(sweep=sweep.name, started=False, run_id=previous, reason=reason)
+        last = self.ledger.get_run(previous) if previous is not None else None
+        blocked = self._blocked(sweep, last)
+        if blocked is not None:
+            return blocked
         # After the ledger's checks: a run halted by a denied table says so, rather
         # than failing here on the same denial.
         self.check_expression(sweep)
-        sizing = self._sizing(sweep, running)
+        budget = self.budget(sweep)  # DescribeTable: the table is there, and its capacity
+        sizing = self._sizing(sweep, last, budget)
         total = sweep.segments if sweep.segments != "auto" else sizing.segments
-        budget = choose_budget(sweep.max_write_units_per_second, self._description).shared(
-            total, self.max_concurrency
-        )
+        budget = budget.shared(total, self.max_concurrency)
         now = self.clock().astimezone(UTC).replace(microsecond=0)
-        cutoff = now - sweep.max_age
         run_id = new_run_id(now)
         if not self.ledger.point_sweep_at(sweep.name, run_id, previous):
-            reason = "another planner started a run of this sweep at the same time"
-            logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
-            return PlanResult(sweep=sweep.name, started=False, reason=reason)
+            return not_started(
+                sweep, "another planner started a run of this sweep at the same time"
+            )
         run = RunRecord(
             run_id=run_id,
             sweep=sweep.name,
             table=sweep.table,
             total_segments=total,
-            cutoff=format_instant(cutoff),
+            cutoff=format_instant(now - sweep.max_age),
             dry_run=dry_run,
             created_at=format_instant(now),
         )
         shards = self._shards(total)
         self.ledger.planning.create_run(run, shards)
-        messages: list[Outgoing] = []
-        if shards:
-            messages = [shard_message(run, first, count) for first, count in shards]
-        else:
-            messages = [
-                SegmentMessage(
-                    run_id=run_id,
-                    sweep=sweep.name,
-                    table=sweep.table,
-                    segment=segment,
-                    total_segments=total,
-                    cutoff=cutoff,
-                    dry_run=dry_run,
-                    wcu=budget.per_worker,
-                )
-                for segment in range(total)
-            ]
-        try:
-            self.queue.send_all(messages)
-        except SendFailed as exc:
-            if shards:
-                # Their shard items stay pending: the sweep's next planner sends them.
-                raise SendFailed(
-                    exc.segments,
-                    f"{exc.reason}; run {run_id} keeps the shards starting at these "
-                    "segments pending: the sweep's next `scavenger plan` sends them",
-                ) from exc
-            # The run exists and blocks the next one: make the unsent segments visible
-            # as failed, so `scavenger status` shows them and `requeue` sends them.
-            for segment in exc.segments:
-                self.ledger.record_failure(run_id, segment, f"planner could not send: {exc.reason}")
-            raise SendFailed(
-                exc.segments,
-                f"{exc.reason}; run {run_id} has them marked failed: "
-                f"`scavenger requeue {run_id} --segment N` sends them",
-            ) from exc
-        logger.info(
-            "run started",
-            extra={
-                "sweep": sweep.name,
-                "run_id": run_id,
-                "segments": total,
-                "shards": len(shards),
-                "dry_run": dry_run,
-                "write_budget": budget.to_json(),
-            },
-        )
-        return PlanResult(
+        self._send(run, shards, budget.per_worker)
+        result = PlanResult(
             sweep=sweep.name,
             started=True,
             run_id=run_id,
             segments=total,
-            cutoff=format_instant(cutoff),
+            cutoff=run.cutoff,
             dry_run=dry_run,
             write_budget=budget,
             shards=len(shards),
             sizing=sizing.to_json() if sweep.segments == "auto" else None,
+        )
+        logger.info("run started", extra=result.logged())
+        return result
+
+    def _blocked(self, sweep: Sweep, last: RunRecord | None) -> PlanResult | None:
+        """Why the sweep's last run keeps a new one from starting (halted, or still
+        running: its lost shards are sent again); None when nothing does."""
+        if last is None or last.status not in ("halted", "running"):
+            return None
+        if last.status == "halted":
+            why = last.halt.describe() if last.halt else "no error recorded"
+            reason = (
+                f"run {last.run_id} is halted: {why}; "
+                f"fix it and `scavenger requeue {last.run_id} --halted`"
+            )
+        else:
+            reason = (
+                f"run {last.run_id} is still running "
+                f"({last.segments_done}/{last.total_segments} segments done)"
+            )
+            resent = self._resend_lost_shards(sweep, last)
+            if resent:
+                reason += f"; sent its {resent} shards whose message was lost again"
+        return not_started(sweep, reason, last.run_id)
+
+    def _send(self, run: RunRecord, shards: list[tuple[int, int]], wcu: float | None) -> None:
+        """The run's messages: one per shard past the threshold, else one per segment,
+        each carrying a worker's share of the write budget (``wcu``)."""
+        cutoff = parse_instant(run.cutoff)
+        messages: list[Outgoing] = [
+            shard_message(run, first, count, wcu) for first, count in shards
+        ]
+        if not shards:
+            messages = [
+                SegmentMessage(
+                    run_id=run.run_id,
+                    sweep=run.sweep,
+                    table=run.table,
+                    segment=segment,
+                    total_segments=run.total_segments,
+                    cutoff=cutoff,
+                    dry_run=run.dry_run,
+                    wcu=wcu,
+                )
+                for segment in range(run.total_segments)
+            ]
+        try:
+            self.queue.send_all(messages)
+        except SendFailed as exc:
+            raise self._unsent(run, bool(shards), exc) from exc
+
+    def _unsent(self, run: RunRecord, sharded: bool, exc: SendFailed) -> SendFailed:
+        """What to tell of messages that did not leave, having made them resendable."""
+        if sharded:
+            # Their shard items stay pending: the sweep's next planner sends them.
+            return SendFailed(
+                exc.segments,
+                f"{exc.reason}; run {run.run_id} keeps the shards starting at these "
+                "segments pending: the sweep's next `scavenger plan` sends them",
+            )
+        # The run exists and blocks the next one: make the unsent segments visible
+        # as failed, so `scavenger status` shows them and `requeue` sends them.
+        for segment in exc.segments:
+            self.ledger.record_failure(run.run_id, segment, f"planner could not send: {exc.reason}")
+        return SendFailed(
+            exc.segments,
+            f"{exc.reason}; run {run.run_id} has them marked failed: "
+            f"`scavenger requeue {run.run_id} --segment N` sends them",
         )
 
     def _shards(self, total: int) -> list[tuple[int, int]]:
@@ -321,9 +267,10 @@ class Planner:
         size = self.shard_segments
         return [(first, min(size, total - first)) for first in range(0, total, size)]
 
-    def _resend_lost_shards(self, run: RunRecord) -> int:
+    def _resend_lost_shards(self, sweep: Sweep, run: RunRecord) -> int:
         """Send again the shards of ``run`` still pending long after they were written
-        (their planner died or failed to send); how many."""
+        (their planner died or failed to send), with the write budget's share as it
+        stands now; how many."""
         stale_before = self.clock().astimezone(UTC) - RESEND_SHARDS_AFTER
         lost = [
             (first, count)
@@ -331,7 +278,8 @@ class Planner:
             if parse_instant(updated_at) < stale_before
         ]
         if lost:
-            self.queue.send_all([shard_message(run, first, count) for first, count in lost])
+            wcu = self.budget(sweep).shared(run.total_segments, self.max_concurrency).per_worker
+            self.queue.send_all([shard_message(run, first, count, wcu) for first, count in lost])
             logger.warning("shards sent again", extra={"run_id": run.run_id, "shards": len(lost)})
         return len(lost)
 
@@ -341,9 +289,9 @@ class Planner:
         segment would meet) is a ConfigError naming the sweep and the key."""
         if sweep.where is None:
             return
-        expressions = Expressions.build(
-            sweep, key_attributes(self.dynamodb, sweep.table, self.retry)
-        )
+        schema = self.described(sweep.table)["KeySchema"]
+        hash_first = sorted(schema, key=lambda key: key["KeyType"] != "HASH")
+        expressions = Expressions.build(sweep, tuple(key["AttributeName"] for key in hash_first))
         request: dict[str, Any] = {
             "TableName": sweep.table,
             "Limit": 1,
@@ -368,26 +316,47 @@ class Planner:
                 f"sweep {sweep.name!r}: {key}: DynamoDB rejects it: {message}"
             ) from None
 
-    def _sizing(self, sweep: Sweep, previous: RunRecord | None) -> Sizing:
-        """How "auto" sizes segments (DescribeTable is called either way: it checks the
-        table is there before anything is written)."""
-        table = self.retry.call(
-            lambda: self.dynamodb.describe_table(TableName=sweep.table), "DescribeTable"
-        )["Table"]
-        self._description = table  # the write budget's default comes from it too
-        rate, source = measured_rate(previous) or (DEFAULT_ITEMS_PER_WORKER_SECOND, "default")
-        budget = getattr(sweep, "max_write_units_per_second", None)  # where the config has one
+    def described(self, table: str) -> Mapping[str, Any]:
+        """The table's DescribeTable answer, asked once per planner and table."""
+        if table not in self.descriptions:
+            self.descriptions[table] = self.retry.call(
+                lambda: self.dynamodb.describe_table(TableName=table), "DescribeTable"
+            )["Table"]
+        return self.descriptions[table]
+
+    def budget(self, sweep: Sweep) -> WriteBudget:
+        """The run's fleet-wide write budget (configured, or half the table's capacity)."""
+        return choose_budget(sweep.max_write_units_per_second, self.described(sweep.table))
+
+    def _sizing(self, sweep: Sweep, previous: RunRecord | None, budget: WriteBudget) -> Sizing:
+        """How "auto" sizes segments: from the last run's rate (or the delete path's
+        default) and the write budget."""
+        table = self.described(sweep.table)
+        default = (
+            DEFAULT_BATCH_ITEMS_PER_WORKER_SECOND
+            if sweep.delete_mode == "batch"
+            else DEFAULT_ITEMS_PER_WORKER_SECOND
+        )
+        rate, source = measured_rate(previous) or (default, "default")
         return size_segments(
             int(table.get("ItemCount", 0)),
             int(table.get("TableSizeBytes", 0)),
             items_per_worker_second=rate,
             rate_source=source,
             fleet=self.fleet,
-            write_units_per_second=float(budget) if budget else None,
+            write_units_per_second=budget.units_per_second,
+            write_units_per_item=measured_write_share(previous) or 1.0,
         )
 
 
-def shard_message(run: RunRecord, first: int, count: int) -> PlanShardMessage:
+def not_started(sweep: Sweep, reason: str, run_id: str | None = None) -> PlanResult:
+    logger.warning("sweep not started", extra={"sweep": sweep.name, "reason": reason})
+    return PlanResult(sweep=sweep.name, started=False, run_id=run_id, reason=reason)
+
+
+def shard_message(
+    run: RunRecord, first: int, count: int, wcu: float | None = None
+) -> PlanShardMessage:
     return PlanShardMessage(
         run_id=run.run_id,
         sweep=run.sweep,
@@ -397,6 +366,7 @@ def shard_message(run: RunRecord, first: int, count: int) -> PlanShardMessage:
         dry_run=run.dry_run,
         first=first,
         count=count,
+        wcu=wcu,
     )
 
 

@@ -6,6 +6,10 @@ command in README "Scale"), an AWS-documented quota, or an assumption. Prints th
 model as Markdown tables:
 
     python scripts/scale_model.py
+
+``--original`` prints instead the projection for the original 130,000-item table on
+the batch path (README "Performance"), its segment counts from the planner's own
+sizing (scavenger.sizing) and the worker CPU that ``scavenger bench`` measured.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scavenger.cost import Prices
 from scavenger.plan import SHARD_SEGMENTS, Fleet, size_segments
 from scavenger.settings import DEFAULT_PAGE_SIZE
+from scavenger.sizing import DEFAULT_BATCH_ITEMS_PER_WORKER_SECOND
 
 ITEMS = 1_000_000_000
 EXPIRED_SHARE = 0.97
@@ -87,5 +92,64 @@ def main() -> int:
     return 0
 
 
+# The original table (README "Projection"): items, deleted, the batch path's inputs.
+ORIGINAL_ITEMS, ORIGINAL_DELETED = 130_000, 126_700
+WORKER_CPU_US = 98.8  # measured: batch path, CPU bench (`scavenger bench`, canned responses)
+PAGE_MS = 35.0  # assumed: one page's Scan (30 ms) and checkpoint (5 ms)
+START_SECONDS = 3.0  # assumed: schedule, planner, SQS, event source, cold start
+TABLE_WRITE_UNITS = 4_000  # AWS: a new on-demand table's write throughput
+
+
+def original_run(budget: float, batch_ms: float, rate: float, share: float) -> dict[str, float]:
+    """One run at ``budget`` units/s, its segments sized by the planner from ``rate``
+    items per worker-second and ``share`` write units per item (its last run's, or
+    the default); each worker deletes at min(its speed, its share of the budget)."""
+    speed = 1 / (WORKER_CPU_US / 1e6 / VCPU_SHARE + batch_ms / 1000 / 25 + PAGE_MS / 1000 / 500)
+    segments = size_segments(
+        ORIGINAL_ITEMS,
+        ORIGINAL_ITEMS * ITEM_BYTES,
+        items_per_worker_second=rate,
+        write_units_per_second=budget,
+        write_units_per_item=share,
+    ).segments
+    each = min(speed, budget / min(segments, 50))
+    fleet = min(segments, 50) * each
+    billed = ORIGINAL_DELETED / each  # every worker bills until its segment is done
+    cost = billed * MEMORY_GB * Prices().lambda_gb_second + (segments + 1) * 0.2e-6
+    scanned_rate = each * ORIGINAL_ITEMS / ORIGINAL_DELETED  # what the ledger measures
+    return {
+        "speed": speed,
+        "segments": segments,
+        "fleet": fleet,
+        "wall": START_SECONDS + ORIGINAL_DELETED / fleet,
+        "gb_seconds": billed * MEMORY_GB,
+        "cost": cost,
+        "measured_rate": scanned_rate,
+    }
+
+
+def original() -> int:
+    """The original table, first run (the default rate) and the run after it (the rate
+    the first one measured), at the default budget and at the table's whole rate."""
+    print(
+        "| budget | run | L_b | one worker | segments | fleet | wall | budget floor "
+        "| billed | Lambda cost |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    share = ORIGINAL_DELETED / ORIGINAL_ITEMS
+    for budget, name in ((TABLE_WRITE_UNITS / 2, "default (half)"), (TABLE_WRITE_UNITS, "4,000")):
+        for batch_ms in (10.0, 20.0, 40.0):
+            first = original_run(budget, batch_ms, DEFAULT_BATCH_ITEMS_PER_WORKER_SECOND, 1.0)
+            second = original_run(budget, batch_ms, first["measured_rate"], share)
+            for run, label in ((first, "first"), (second, "next")):
+                print(
+                    f"| {name} | {label} | {batch_ms:g} ms | {run['speed']:,.0f}/s "
+                    f"| {run['segments']} | {run['fleet']:,.0f}/s | {run['wall']:.1f} s "
+                    f"| {ORIGINAL_DELETED / budget:.1f} s | {run['gb_seconds']:.0f} GB-s "
+                    f"| ${run['cost']:.4f} |"
+                )
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(original() if "--original" in sys.argv[1:] else main())

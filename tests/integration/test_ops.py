@@ -518,8 +518,13 @@ def test_resources_come_from_the_stack_outputs_and_the_queue_redrive_policy(
 
 
 def test_a_dry_run_prices_the_real_run_before_and_after(stack, seeded, cli):
+    described = []
+    aws.client("dynamodb").meta.events.register(
+        "after-call.dynamodb.DescribeTable", lambda **_: described.append(1)
+    )
     planned = cli("plan", "--dry-run", "--json")
     (run,) = planned.json["runs"]
+    assert len(described) == 1  # keys, budget, sizing and the cost ceiling: one answer
     ceiling = run["real_run_cost_ceiling"]
     assert ceiling["total"] > 0 and ceiling["dynamodb_writes"] > 0
 

@@ -132,6 +132,32 @@ def test_shards_whose_message_was_lost_are_sent_by_the_next_planner(stack, seede
     assert remaining_keys(stack.dynamodb, "Swept") == seeded.kept
 
 
+def test_every_segment_message_of_a_sharded_run_carries_its_budget_share(
+    stack, seeded, monkeypatch
+):
+    """70 write units/s over the run's 7 segments: 10 each, whether the planner sends
+    the segment messages itself or its shards do, and when a lost shard is sent again."""
+    configure_sweeps(monkeypatch, SWEEP | {"max_write_units_per_second": 70})
+    sweep = lambda_runtime().sweep("sweep")
+    ErrorInjector(stack.sqs, "SendMessageBatch", rate=1.0, code="AccessDenied", limit=1)
+    with pytest.raises(SendFailed):
+        planner(stack).plan(sweep)  # the shards stay pending
+    later = datetime.now(UTC) + timedelta(minutes=16)
+    again = planner(stack, clock=lambda: later).plan(sweep)
+    shards = [PlanShardMessage.parse_if_shard(body) for body in queued_bodies(stack)]
+    assert len(shards) == 3 and {shard.wcu for shard in shards} == {10.0}
+    ledger = Ledger(stack.dynamodb, LEDGER)
+    queue = SegmentQueue(stack.sqs, stack.queue_url)
+
+    for shard in shards:
+        plan_shard(shard, ledger, queue)
+
+    messages = [SegmentMessage.parse(body) for body in queued_bodies(stack)]
+    assert sorted(m.segment for m in messages) == list(range(7))
+    assert {m.wcu for m in messages} == {10.0}
+    assert again.run_id == shards[0].run_id
+
+
 def test_a_shard_of_a_run_not_in_the_ledger_fails(stack, seeded):
     shard = PlanShardMessage("gone", "sweep", "Swept", 7, now(), False, 0, 3)
 

@@ -32,6 +32,7 @@ LAYERS = {
         "scavenger.records",
         "scavenger.schema",
         "scavenger.settings",
+        "scavenger.sizing",
     ],
     "adapters": [
         "scavenger.aws",

@@ -21,6 +21,18 @@ def test_a_shard_message_round_trips():
     assert PlanShardMessage.parse_if_shard(SHARD.to_json()) == SHARD
 
 
+def test_a_shard_carries_the_write_budget_share_to_each_segment_message():
+    """The planner shares the budget among min(segments, MaximumConcurrency) workers;
+    a shard passes that share on unchanged to every segment message it sends."""
+    shard = PlanShardMessage.parse_if_shard(json.dumps(json.loads(SHARD.to_json()) | {"wcu": 40}))
+
+    assert shard is not None and shard.wcu == 40.0
+    assert PlanShardMessage.parse_if_shard(shard.to_json()) == shard
+    assert {shard.segment_message(n).wcu for n in shard.segments()} == {40.0}
+    assert "wcu" not in json.loads(SHARD.to_json())  # no budget: no share, as before
+    assert SHARD.segment_message(1000).wcu is None
+
+
 def test_a_segment_message_is_not_taken_for_a_shard():
     segment = SegmentMessage("r", "stale", "Workers", 3, 8, CUTOFF)
 
@@ -46,6 +58,8 @@ def test_the_shard_plans_its_own_range_in_its_own_group():
         ({"extra": 1}, "unexpected"),
         ({"total_segments": 0}, "total_segments"),
         ({"sweep": "Bad Name"}, "sweep"),
+        ({"wcu": 0}, "wcu"),
+        ({"wcu": "40"}, "wcu"),
     ],
 )
 def test_a_malformed_shard_message_is_poison(change, reason):

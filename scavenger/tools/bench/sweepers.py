@@ -118,63 +118,72 @@ def raw_process(connection: Connection, job: SweepJob) -> None:
 
 
 def baseline_process(connection: Connection, job: SweepJob) -> None:
-    """Child: the original single-function design.
+    """Child: the original single-function design (``Baseline``)."""
+    serve(
+        connection,
+        job,
+        lambda client, calls: Baseline(client, job, calls).run(),
+        pool=job.total_segments + job.deleters,
+    )
 
-    A reader thread per segment scans and puts each expired item on a bounded
-    queue; a pool of deleter threads takes them off and deletes them, all on
-    one client. After a failure the deleters drain the queue without deleting,
-    so no reader blocks forever; the failure is reported.
-    """
 
-    def work(client: DynamoDBClient, calls: Counter[str]) -> None:
-        table = swept_table(client, job)
-        rule = AgeRule(job.sweep.age_attribute, job.sweep.age_format, job.cutoff)
-        pending: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=job.page_size)
-        failures: list[BaseException] = []
-        lock = threading.Lock()
+class Baseline:
+    """A reader thread per segment scans and puts each expired item on a bounded
+    queue; a pool of deleter threads takes them off and deletes them, all on one
+    client. After a failure the deleters drain the queue without deleting, so no
+    reader blocks forever; the failure is raised at the end."""
 
-        def read(segment: int) -> None:
-            mine: Counter[str] = Counter()
-            try:
-                for expired in expired_pages(table, rule, job, segment, mine):
-                    for item in expired:
-                        pending.put(item)
-            except Exception as exc:
-                failures.append(exc)
-            with lock:
-                calls.update(mine)
+    def __init__(self, client: DynamoDBClient, job: SweepJob, calls: Counter[str]):
+        self.job = job
+        self.table = swept_table(client, job)
+        self.rule = AgeRule(job.sweep.age_attribute, job.sweep.age_format, job.cutoff)
+        self.pending: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=job.page_size)
+        self.failures: list[BaseException] = []
+        self.calls = calls
+        self.lock = threading.Lock()
 
-        def delete() -> None:
-            mine: Counter[str] = Counter()
-            while (item := pending.get()) is not None:
-                if failures:
-                    continue
-                try:
-                    delete_items(table, job, [item], mine)
-                except Exception as exc:
-                    failures.append(exc)
-            with lock:
-                calls.update(mine)
-
+    def run(self) -> None:
         readers = [
-            threading.Thread(target=read, args=(segment,), name=f"reader-{segment}")
-            for segment in range(job.total_segments)
+            threading.Thread(target=self.read, args=(segment,), name=f"reader-{segment}")
+            for segment in range(self.job.total_segments)
         ]
         deleters = [
-            threading.Thread(target=delete, name=f"deleter-{n}") for n in range(job.deleters)
+            threading.Thread(target=self.delete, name=f"deleter-{n}")
+            for n in range(self.job.deleters)
         ]
         for thread in readers + deleters:
             thread.start()
         for thread in readers:
             thread.join()
         for _ in deleters:
-            pending.put(None)
+            self.pending.put(None)
         for thread in deleters:
             thread.join()
-        if failures:
-            raise failures[0]
+        if self.failures:
+            raise self.failures[0]
 
-    serve(connection, job, work, pool=job.total_segments + job.deleters)
+    def read(self, segment: int) -> None:
+        mine: Counter[str] = Counter()
+        try:
+            for expired in expired_pages(self.table, self.rule, self.job, segment, mine):
+                for item in expired:
+                    self.pending.put(item)
+        except Exception as exc:
+            self.failures.append(exc)
+        with self.lock:
+            self.calls.update(mine)
+
+    def delete(self) -> None:
+        mine: Counter[str] = Counter()
+        while (item := self.pending.get()) is not None:
+            if self.failures:
+                continue
+            try:
+                delete_items(self.table, self.job, [item], mine)
+            except Exception as exc:
+                self.failures.append(exc)
+        with self.lock:
+            self.calls.update(mine)
 
 
 def serve(

@@ -20,7 +20,8 @@ that deleted a fresh item or left an expired one is void, and so is its mode.
   fleet of K workers), timed as the demo times it: from planning to the run
   done, cold starts and the poller included. By default with K segments (one
   per worker, as raw and baseline scan) and the stack's default worker timeout
-  (300 s), the settings a user deploying K concurrent workers gets.
+  (300 s), the settings a user deploying K concurrent workers gets; with no
+  fleet write budget, as raw has none (the emulator has no capacity to protect).
 - ``baseline``: one process, a reader thread per segment (K segments) feeding a
   bounded ``queue.Queue`` drained by a pool of deleter threads (4 per worker by
   default): the original single-function design, written plainly. Timed like raw.
@@ -30,29 +31,25 @@ The bench processes are in scavenger.tools.bench.sweepers.
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing.connection
 import os
-import platform
 import random
-import resource
-import statistics
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from scavenger.config import DeleteMode, Sweep
-from scavenger.errors import ScavengerError
-from scavenger.settings import DEFAULT_PAGE_SIZE
+from scavenger.config import Sweep
+from scavenger.tools.bench.options import MODES, BenchOptions
+from scavenger.tools.bench.report import BenchReport, ModeRun
 from scavenger.tools.bench.sweepers import SweepJob
+from scavenger.tools.bench.usage import CpuWatch, machine
 from scavenger.tools.local.child import ChildProcess
 from scavenger.tools.local.demo import (
-    DEFAULT_BATCH_SIZE,
     MAX_AGE,
     DemoOptions,
     QuietObserver,
@@ -63,34 +60,16 @@ from scavenger.tools.local.demo import (
     seed_table,
     write_sweep_config,
 )
-from scavenger.tools.local.emulator import DynamoDBBackend, Emulator, Endpoints
+from scavenger.tools.local.emulator import Emulator, Endpoints
 
 if TYPE_CHECKING:
     from scavenger.tools.bench.cpu import CpuResult
 
-MODES = ("raw", "raw_item", "fleet", "baseline")
-DEFAULT_ITEMS = 10_000
-DEFAULT_WORKERS = 4
-# One run of each mode: on DynamoDB Local a table worth timing (the issue's 50,000
-# items) takes minutes per mode; --repeats N gives medians, the modes taking turns.
-DEFAULT_REPEATS = 1
-DEFAULT_SEED = 20261123
-# The baseline's deleters: one DeleteItem per call against a whole page per Scan
-# call, so deletes need several times the readers' concurrency to keep up.
-DELETERS_PER_WORKER = 4
+__all__ = ["MODES", "BenchOptions", "BenchReport", "ModeRun", "Work", "run_bench"]
+
 TABLE = "Workers"  # the demo's table name on its own emulator
 KEYS = ("WorkerId", "StartTime")
-# Where raw deletes with batched PartiQL DELETEs: only on AWS's own engine (moto's
-# PartiQL DELETE ignores its predicates and dynalite has none).
-PARTIQL_BACKENDS = ("dynamodb-local",)
 READY_TIMEOUT_SECONDS = 60.0
-# The CDK stack's default worker timeout (infra/settings.py). The demo's 30 s is
-# there to show continuations; a deployed fleet of K workers runs with this one.
-FLEET_TIMEOUT_SECONDS = 300.0
-# The issue's targets, shown next to the figures (a benchmark reports, it does not fail).
-TARGETS = {"fleet_vs_raw": 0.85, "fleet_vs_raw_item": 2.5, "fleet_vs_baseline": 2.5}
-CALLS_PER_DELETED_ITEM_TARGET = 0.06
-WORKER_CPU_VS_BARE_ITEM_TARGET = 0.3
 
 
 class BenchObserver(Protocol):
@@ -109,303 +88,6 @@ class QuietBenchObserver(QuietObserver):
 
     def run_finished(self, run: ModeRun) -> None:
         pass
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    items: int = DEFAULT_ITEMS
-    workers: int = DEFAULT_WORKERS
-    repeats: int = DEFAULT_REPEATS
-    dynamodb: DynamoDBBackend = "dynamodb-local"
-    seed: int = DEFAULT_SEED
-    modes: tuple[str, ...] = MODES
-    segments: int | None = None  # the fleet's; None: K, as raw and baseline
-    batch_size: int = DEFAULT_BATCH_SIZE
-    page_size: int = DEFAULT_PAGE_SIZE
-    deleters: int | None = None  # the baseline's pool; None: 4 per worker
-    timeout_seconds: float = FLEET_TIMEOUT_SECONDS
-    cpu: bool = True
-    cpu_pages: int = 10
-    cpu_page_size: int = 500
-    cpu_repeats: int = 3
-
-    def __post_init__(self) -> None:
-        if self.items < 1:
-            raise ScavengerError(f"--items: {self.items} must be at least 1")
-        if self.workers < 1:
-            raise ScavengerError(f"--workers: {self.workers} must be at least 1")
-        if self.repeats < 1:
-            raise ScavengerError(f"--repeats: {self.repeats} must be at least 1")
-        if self.segments is not None and not 1 <= self.segments <= 10_000:
-            raise ScavengerError(f"--segments: {self.segments} must be in 1..10000")
-        if not 1 <= self.batch_size <= 10:
-            raise ScavengerError(f"--batch-size: {self.batch_size} must be in 1..10")
-        if not 1 <= self.page_size <= 10_000:
-            raise ScavengerError(f"--page-size: {self.page_size} must be in 1..10000")
-        if self.deleters is not None and self.deleters < 1:
-            raise ScavengerError(f"--deleters: {self.deleters} must be at least 1")
-        unknown = [mode for mode in self.modes if mode not in MODES]
-        if unknown:
-            raise ScavengerError(f"--mode: {unknown[0]!r} is not one of {', '.join(MODES)}")
-
-    @property
-    def fleet_segments(self) -> int:
-        return self.segments if self.segments is not None else self.workers
-
-    @property
-    def raw_delete_mode(self) -> DeleteMode:
-        return "batch" if self.dynamodb in PARTIQL_BACKENDS else "item"
-
-    @property
-    def baseline_deleters(self) -> int:
-        return self.deleters if self.deleters is not None else DELETERS_PER_WORKER * self.workers
-
-    def order(self, repeat: int) -> tuple[str, ...]:
-        """This repeat's order of the modes: each goes first in turn."""
-        shift = repeat % len(self.modes) if self.modes else 0
-        return self.modes[shift:] + self.modes[:shift]
-
-
-@dataclass(frozen=True)
-class ModeRun:
-    """One mode's run on one freshly seeded table, checked against the truth."""
-
-    mode: str
-    repeat: int
-    items: int
-    expired: int
-    deleted: int
-    wrongly_deleted: int
-    missed: int
-    seconds: float
-    api_calls: Counter[str]
-    detail: dict[str, Any] = field(default_factory=dict)
-    usage: CpuUsage | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.wrongly_deleted == 0 and self.missed == 0
-
-    @property
-    def deletes_per_second(self) -> float:
-        return self.deleted / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def calls_per_deleted_item(self) -> float | None:
-        return sum(self.api_calls.values()) / self.deleted if self.deleted else None
-
-    def as_dict(self) -> dict[str, Any]:
-        per_item = self.calls_per_deleted_item
-        return {
-            "repeat": self.repeat,
-            "ok": self.ok,
-            "void": not self.ok,
-            "items": self.items,
-            "expired": self.expired,
-            "deleted": self.deleted,
-            "kept": self.items - self.deleted,
-            "wrongly_deleted": self.wrongly_deleted,
-            "missed": self.missed,
-            "seconds": round(self.seconds, 3),
-            "deletes_per_second": round(self.deletes_per_second, 1),
-            "api_calls": dict(sorted(self.api_calls.items())),
-            "calls_per_deleted_item": None if per_item is None else round(per_item, 4),
-            **self.detail,
-            **(self.usage.as_dict() if self.usage else {}),
-        }
-
-
-@dataclass
-class BenchReport:
-    options: BenchOptions
-    runs: list[ModeRun]
-    cpu: CpuResult | None
-    machine: dict[str, Any]
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        return all(run.ok for run in self.runs)
-
-    @property
-    def void(self) -> list[str]:
-        return [f"{run.mode} repeat {run.repeat + 1}" for run in self.runs if not run.ok]
-
-    def runs_of(self, mode: str) -> list[ModeRun]:
-        return [run for run in self.runs if run.mode == mode]
-
-    def median(self, mode: str) -> float | None:
-        """The mode's median deletes per second; None when it did not run or is void."""
-        runs = self.runs_of(mode)
-        if not runs or not all(run.ok for run in runs):
-            return None
-        return statistics.median(run.deletes_per_second for run in runs)
-
-    def ratio(self, mode: str, other: str) -> float | None:
-        numerator, denominator = self.median(mode), self.median(other)
-        if numerator is None or not denominator:
-            return None
-        return numerator / denominator
-
-    @property
-    def calls_per_deleted_item(self) -> float | None:
-        """The fleet's worker API calls per deleted item (median over its runs)."""
-        runs = self.runs_of("fleet")
-        values = [run.calls_per_deleted_item for run in runs]
-        if not runs or not all(run.ok for run in runs) or None in values:
-            return None
-        return statistics.median(value for value in values if value is not None)
-
-    @property
-    def fleet_delete(self) -> str | None:
-        """How the fleet's workers deleted, read from the calls they made."""
-        calls: Counter[str] = Counter()
-        for run in self.runs_of("fleet"):
-            calls.update(run.api_calls)
-        if not calls:
-            return None
-        if calls["BatchExecuteStatement"] and calls["DeleteItem"]:
-            return "batch and item"
-        return "batch" if calls["BatchExecuteStatement"] else "item"
-
-    def as_dict(self) -> dict[str, Any]:
-        options = self.options
-
-        def rounded(value: float | None, digits: int) -> float | None:
-            return None if value is None else round(value, digits)
-
-        data: dict[str, Any] = {
-            "ok": self.ok,
-            "void": self.void,
-            "dynamodb": options.dynamodb,
-            "items": options.items,
-            "workers": options.workers,
-            "repeats": options.repeats,
-            "seed": options.seed,
-            "raw_deletes_per_second": rounded(self.median("raw"), 1),
-            "raw_item_deletes_per_second": rounded(self.median("raw_item"), 1),
-            "fleet_deletes_per_second": rounded(self.median("fleet"), 1),
-            "baseline_deletes_per_second": rounded(self.median("baseline"), 1),
-            "fleet_vs_raw": rounded(self.ratio("fleet", "raw"), 3),
-            "fleet_vs_raw_item": rounded(self.ratio("fleet", "raw_item"), 3),
-            "fleet_vs_baseline": rounded(self.ratio("fleet", "baseline"), 3),
-            "calls_per_deleted_item": rounded(self.calls_per_deleted_item, 4),
-            "worker_cpu_vs_bare_item": rounded(self.cpu.ratio, 3) if self.cpu else None,
-            # The same figure under its earlier name.
-            "worker_vs_bare_cpu": rounded(self.cpu.ratio, 3) if self.cpu else None,
-            "settings": {
-                "page_size": options.page_size,
-                "raw_segments": options.workers,
-                "raw_processes": options.workers,
-                "raw_delete": options.raw_delete_mode,
-                "raw_item_delete": "item",
-                "fleet_delete": self.fleet_delete,
-                "fleet_segments": options.fleet_segments,
-                "fleet_workers": options.workers,
-                "fleet_batch_size": options.batch_size,
-                "fleet_timeout_seconds": options.timeout_seconds,
-                "baseline_segments": options.workers,
-                "baseline_reader_threads": options.workers,
-                "baseline_deleter_threads": options.baseline_deleters,
-                "baseline_queue_size": options.page_size,
-            },
-            "modes": {
-                mode: {
-                    "deletes_per_second": rounded(self.median(mode), 1),
-                    "ok": all(run.ok for run in self.runs_of(mode)),
-                    "runs": [run.as_dict() for run in self.runs_of(mode)],
-                }
-                for mode in options.modes
-            },
-            "cpu": self.cpu.to_json() if self.cpu else None,
-            "machine": self.machine,
-            "seconds": round(self.seconds, 1),
-        }
-        return data
-
-
-def machine(load_at_start: tuple[float, float, float] | None = None) -> dict[str, Any]:
-    """What the figures were measured on, and how busy it was (``uptime``'s load averages)."""
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpus": len(os.sched_getaffinity(0)),
-        "cpu_model": model or platform.processor() or "unknown",
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average_at_start": _load(load_at_start),
-        "load_average_at_end": _load(os.getloadavg()),
-    }
-
-
-def _load(load: tuple[float, float, float] | None) -> list[float] | None:
-    return None if load is None else [round(value, 2) for value in load]
-
-
-@dataclass(frozen=True)
-class CpuUsage:
-    """CPU time over one whole run (seeding included): ours, and everyone else's.
-
-    The machine's busy time comes from /proc/stat; ours is this process and its
-    reaped children (the emulator, the containers, the bench processes: all
-    stopped by the end of a run). A large ``other`` share means another
-    program competed for the cores and the run's figure is disturbed.
-    """
-
-    wall_seconds: float
-    own_seconds: float
-    other_seconds: float
-
-    def other_share(self, cpus: int) -> float:
-        capacity = self.wall_seconds * max(cpus, 1)
-        return self.other_seconds / capacity if capacity > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_wall_seconds": round(self.wall_seconds, 1),
-            "own_cpu_seconds": round(self.own_seconds, 1),
-            "other_cpu_seconds": round(self.other_seconds, 1),
-        }
-
-
-class CpuWatch:
-    def __enter__(self) -> CpuWatch:
-        self._wall = time.monotonic()
-        self._busy = _machine_busy_seconds()
-        self._own = _own_cpu_seconds()
-        self.usage: CpuUsage | None = None
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        busy = _machine_busy_seconds()
-        if busy is None or self._busy is None:
-            return
-        own = _own_cpu_seconds() - self._own
-        self.usage = CpuUsage(
-            wall_seconds=time.monotonic() - self._wall,
-            own_seconds=own,
-            other_seconds=max(0.0, busy - self._busy - own),
-        )
-
-
-def _machine_busy_seconds() -> float | None:
-    """All CPUs' user, nice, system, irq and softirq time since boot (Linux)."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()
-    except (OSError, IndexError):
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in fields[1:8])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
-
-
-def _own_cpu_seconds() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 # -- the bench ------------------------------------------------------------------------
@@ -456,6 +138,7 @@ def run_fleet(options: BenchOptions, repeat: int, observer: BenchObserver) -> Mo
             seed=options.seed,
             batch_size=options.batch_size,
             page_size=options.page_size,
+            write_budget=0,  # no fleet write budget: as raw, how fast it can go
         ),
         observer,
     )

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from scavenger.errors import ScavengerError
 from scavenger.settings import DEFAULT_PAGE_SIZE
-from scavenger.tools.bench.throughput import (
+from scavenger.tools.bench.options import (
     CALLS_PER_DELETED_ITEM_TARGET,
     DEFAULT_ITEMS,
     DEFAULT_REPEATS,
@@ -35,9 +35,8 @@ from scavenger.tools.bench.throughput import (
     TARGETS,
     WORKER_CPU_VS_BARE_ITEM_TARGET,
     BenchOptions,
-    BenchReport,
-    ModeRun,
 )
+from scavenger.tools.bench.report import BenchReport, ModeRun
 from scavenger.tools.local.demo import DEFAULT_BATCH_SIZE
 from scavenger.tools.local.emulator import DYNAMODB_BACKENDS, default_backend, require_backend
 from scavenger.tools.ops.context import engine_logs_on_stderr
@@ -83,6 +82,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="modes",
         help="run only this mode (repeatable; default: all four)",
     )
+    add_setting_arguments(parser)
+    cpu = parser.add_mutually_exclusive_group()
+    cpu.add_argument(
+        "--cpu-only", action="store_true", help="only the worker CPU bench (no emulator)"
+    )
+    cpu.add_argument("--no-cpu", action="store_true", help="skip the worker CPU bench")
+
+
+def add_setting_arguments(parser: argparse.ArgumentParser) -> None:
+    """The modes' settings: the fleet's segments, batches and timeout, the page size,
+    the baseline's deleters, the data's seed."""
     parser.add_argument(
         "--segments",
         type=int,
@@ -116,11 +126,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_SEED,
         help="random seed of the data (default: %(default)s)",
     )
-    cpu = parser.add_mutually_exclusive_group()
-    cpu.add_argument(
-        "--cpu-only", action="store_true", help="only the worker CPU bench (no emulator)"
-    )
-    cpu.add_argument("--no-cpu", action="store_true", help="skip the worker CPU bench")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -270,27 +275,36 @@ def report_table(report: BenchReport) -> Table:
             MEANINGS[mode],
         )
     if "fleet" in options.modes:
-        table.add_section()
-        for other in ("raw", "raw_item", "baseline"):
-            if other in options.modes:
-                table.add_row(
-                    f"fleet / {other}",
-                    _versus(report.ratio("fleet", other), TARGETS[f"fleet_vs_{other}"]),
-                )
-        table.add_row(
-            "fleet calls / deleted",
-            _versus(report.calls_per_deleted_item, CALLS_PER_DELETED_ITEM_TARGET, at_most=True),
-        )
-    settings = report.as_dict()["settings"]
-    table.caption = (
-        f"page size {options.page_size}; raw deletes: {settings['raw_delete']}; "
-        f"fleet: {settings['fleet_segments']} segments, batch size {options.batch_size}, "
-        f"deletes: {settings['fleet_delete']}; baseline: {options.workers} readers, "
-        f"{settings['baseline_deleter_threads']} deleters; "
-        f"{report.machine['cpus']} CPUs ({report.machine['cpu_model']})"
-    )
+        add_ratios(table, report)
+    table.caption = caption(report)
     table.caption_justify = "left"
     return table
+
+
+def add_ratios(table: Table, report: BenchReport) -> None:
+    """The fleet against each other mode that ran, and its calls per deleted item."""
+    table.add_section()
+    for other in ("raw", "raw_item", "baseline"):
+        if other in report.options.modes:
+            table.add_row(
+                f"fleet / {other}",
+                _versus(report.ratio("fleet", other), TARGETS[f"fleet_vs_{other}"]),
+            )
+    table.add_row(
+        "fleet calls / deleted",
+        _versus(report.calls_per_deleted_item, CALLS_PER_DELETED_ITEM_TARGET, at_most=True),
+    )
+
+
+def caption(report: BenchReport) -> str:
+    options, settings = report.options, report.settings()
+    return (
+        f"page size {options.page_size}; raw deletes: {settings['raw_delete']}; "
+        f"fleet: {settings['fleet_segments']} segments, batch size {options.batch_size}, "
+        f"deletes: {settings['fleet_delete']}, no write budget; baseline: {options.workers} "
+        f"readers, {settings['baseline_deleter_threads']} deleters; "
+        f"{report.machine['cpus']} CPUs ({report.machine['cpu_model']})"
+    )
 
 
 def cpu_table(report: BenchReport) -> Table:

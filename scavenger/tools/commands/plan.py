@@ -19,14 +19,22 @@ import contextlib
 import dataclasses
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 
+from scavenger.config import Sweep
 from scavenger.cost import Prices, projected_run
 from scavenger.errors import ConfigError, FatalError, RetryableError
-from scavenger.plan import Planner, PlanRequest, PlanResult
+from scavenger.plan import (
+    MAX_INVOCATIONS_PER_SEGMENT,
+    MIN_ITEMS_PER_SEGMENT,
+    Planner,
+    PlanRequest,
+    PlanResult,
+)
 from scavenger.settings import DEFAULT_PAGE_SIZE, max_concurrency
 from scavenger.tools.ops.context import (
     Operator,
@@ -37,9 +45,6 @@ from scavenger.tools.ops.context import (
 )
 from scavenger.tools.ops.failed_plans import Replay, replay_kept_failures
 from scavenger.tools.ops.output import console, print_json
-
-if TYPE_CHECKING:
-    from mypy_boto3_dynamodb import DynamoDBClient
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,28 +79,7 @@ def run(args: argparse.Namespace) -> int:
         sweeps = (known[args.sweep],)
     # The planner's "sweep not started" warning is the table's note already: errors only.
     with aws_errors_as_user_errors(), engine_logs_on_stderr(logging.ERROR):
-        operator = Operator.from_args(args)
-        planner = Planner(
-            ledger=operator.ledger,
-            queue=operator.queue,
-            dynamodb=operator.dynamodb,
-            max_concurrency=max_concurrency(),
-        )
-        for sweep in sweeps:  # every where DynamoDB rejects, before any run starts
-            with contextlib.suppress(FatalError, RetryableError):
-                planner.check_expression(sweep)  # (a table it cannot read: plan says so)
-        results = []
-        for sweep in sweeps:
-            result = planner.plan(sweep, dry_run=args.dry_run)
-            if not result.started:  # the row says what was asked for
-                result = dataclasses.replace(result, dry_run=args.dry_run or sweep.dry_run)
-            results.append(result)
-        tables = {sweep.name: sweep.table for sweep in sweeps}
-        ceilings = {
-            result.sweep: cost_ceiling(operator.dynamodb, tables[result.sweep], result)
-            for result in results
-            if result.started and result.dry_run
-        }
+        results, ceilings = plan_sweeps(Operator.from_args(args), sweeps, args.dry_run)
     render(results, ceilings)
     if args.json:
         print_json(
@@ -107,6 +91,35 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     return 0 if all(result.started for result in results) else 1
+
+
+def plan_sweeps(
+    operator: Operator, sweeps: tuple[Sweep, ...], dry_run: bool
+) -> tuple[list[PlanResult], dict[str, dict[str, Any]]]:
+    """Plan each sweep (every ``where`` read by DynamoDB first); and for each dry run
+    started, what a real run would cost at most, from the planner's DescribeTable."""
+    planner = Planner(
+        ledger=operator.ledger,
+        queue=operator.queue,
+        dynamodb=operator.dynamodb,
+        max_concurrency=max_concurrency(),
+    )
+    for sweep in sweeps:  # every where DynamoDB rejects, before any run starts
+        with contextlib.suppress(FatalError, RetryableError):
+            planner.check_expression(sweep)  # (a table it cannot read: plan says so)
+    results = []
+    for sweep in sweeps:
+        result = planner.plan(sweep, dry_run=dry_run)
+        if not result.started:  # the row says what was asked for
+            result = dataclasses.replace(result, dry_run=dry_run or sweep.dry_run)
+        results.append(result)
+    tables = {sweep.name: sweep.table for sweep in sweeps}
+    ceilings = {
+        result.sweep: cost_ceiling(planner.described(tables[result.sweep]), result)
+        for result in results
+        if result.started and result.dry_run
+    }
+    return results, ceilings
 
 
 def run_from_failed(args: argparse.Namespace, sweeps: tuple[Any, ...]) -> int:
@@ -159,10 +172,9 @@ def render_replays(outcomes: list[Replay]) -> None:
     console().print(table)
 
 
-def cost_ceiling(dynamodb: DynamoDBClient, table: str, result: PlanResult) -> dict[str, Any]:
+def cost_ceiling(description: Mapping[str, Any], result: PlanResult) -> dict[str, Any]:
     """What a real run would cost at most: as if every item of the table were expired
     (DescribeTable's size and count, refreshed about every six hours)."""
-    description = dynamodb.describe_table(TableName=table)["Table"]
     items = int(description.get("ItemCount", 0))
     return projected_run(
         table_items=items,
@@ -192,21 +204,35 @@ def render(results: list[PlanResult], ceilings: dict[str, dict[str, Any]]) -> No
         if result.started and result.write_budget is not None:
             console().print(f"{result.sweep}: {escape(result.write_budget.describe())}")
         if result.dry_run and result.sizing:
-            sizing = result.sizing
-            line = (
-                f"{result.sweep}: auto segments: {sizing['item_count']:,} items / "
-                f"{sizing['items_per_segment']:,} a segment = {sizing['segments']:,} "
-                f"({sizing['items_per_worker_second']:,} items per worker-second "
-                f"({sizing['rate_source']}) x {sizing['target_seconds_per_segment']:g} s, "
-                f"{sizing['target_seconds_per_segment'] / sizing['worker_timeout_seconds']:.0%} "
-                f"of the {sizing['worker_timeout_seconds']} s worker timeout; "
-                f"MaximumConcurrency {sizing['max_concurrency']}, write budget "
-                f"{sizing['write_units_per_second'] or 'none'})"
-            )
-            console().print(escape(line))
+            console().print(escape(f"{result.sweep}: {describe_sizing(result.sizing)}"))
     for sweep, ceiling in ceilings.items():
         console().print(
             f"{sweep}: a real run would cost at most ${ceiling['total']:.4f} (every item "
             "expired); once this dry run is done, `scavenger status RUN_ID` estimates it "
             "from the items the dry run found expired"
         )
+
+
+def describe_sizing(sizing: dict[str, Any]) -> str:
+    """How "auto" chose the segment count, in one line."""
+    rate = (
+        f"{sizing['items_per_worker_second']:,} items per worker-second ({sizing['rate_source']})"
+    )
+    if sizing.get("rule") == "budget":
+        return (
+            f"auto segments: {sizing['segments']:,}: the workers a write budget of "
+            f"{sizing['write_units_per_second']:g} units/s keeps busy at {rate}, "
+            f"{sizing['write_units_per_item']:g} write units an item ({sizing['budget_workers']:,} "
+            f"wanted, MaximumConcurrency {sizing['max_concurrency']}; a segment holds at least "
+            f"{MIN_ITEMS_PER_SEGMENT:,} items and at most {MAX_INVOCATIONS_PER_SEGMENT} x the "
+            f"work of the {sizing['worker_timeout_seconds']} s worker timeout)"
+        )
+    return (
+        f"auto segments: {sizing['item_count']:,} items / "
+        f"{sizing['items_per_segment']:,} a segment = {sizing['segments']:,} "
+        f"({rate} x {sizing['target_seconds_per_segment']:g} s, "
+        f"{sizing['target_seconds_per_segment'] / sizing['worker_timeout_seconds']:.0%} "
+        f"of the {sizing['worker_timeout_seconds']} s worker timeout; "
+        f"MaximumConcurrency {sizing['max_concurrency']}, write budget "
+        f"{sizing['write_units_per_second'] or 'none'})"
+    )

@@ -217,6 +217,7 @@ class Fleet:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._aborting = threading.Event()
+        self._settled = threading.Event()  # an invocation ended: look at ``until`` now
         self._errors: list[BaseException] = []
         self._containers: set[FunctionHost] = set()
         attributes = sqs.get_queue_attributes(
@@ -242,7 +243,8 @@ class Fleet:
         empty_readings = 0
         try:
             while not self._errors:
-                time.sleep(TICK_SECONDS)
+                self._settled.wait(TICK_SECONDS)
+                self._settled.clear()
                 with self._lock:
                     self.stats.seconds = time.monotonic() - started
                 if on_tick is not None:
@@ -283,6 +285,7 @@ class Fleet:
                 messages = self._receive()
                 if messages:
                     container = self._invoke(container, messages)
+                    self._settled.set()
                 elif not self.options.poll_wait_seconds:
                     self._stopping.wait(SHORT_POLL_PAUSE_SECONDS)
         except BaseException as exc:

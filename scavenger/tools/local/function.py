@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -188,9 +189,15 @@ class Container:
         """End the process now (an overrun, or shutdown)."""
         self._child.kill()
 
-    def close(self) -> None:
-        """Let the container finish its loop, as an idle Lambda container is retired."""
-        self._child.stop(None)
+    def close(self, *, wait: bool = True) -> None:
+        """Let the container finish its loop, as an idle Lambda container is retired.
+        ``wait=False`` retires it in the background (nothing waits for that on AWS)."""
+        if wait:
+            self._child.stop(None)
+            return
+        threading.Thread(
+            target=self._child.stop, args=(None,), name=f"retire-{self.pid}", daemon=True
+        ).start()
 
 
 def container_main(connection: Connection, spec: FunctionSpec) -> None:
@@ -216,7 +223,11 @@ def container_main(connection: Connection, spec: FunctionSpec) -> None:
         except (EOFError, OSError):
             return
         if request is None:
-            return
+            # Retired: the process ends without the interpreter's teardown (a Lambda
+            # container is frozen and dropped, nothing runs after its last invocation).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         request_id, event, deadline = request
         calls.clear()
         try:

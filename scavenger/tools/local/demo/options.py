@@ -32,8 +32,8 @@ class DemoOptions:
     write_budget: float | None = None  # the sweep's max_write_units_per_second
 
     def __post_init__(self) -> None:
-        if self.write_budget is not None and not self.write_budget > 0:
-            raise ScavengerError(f"--write-budget: {self.write_budget} must be greater than zero")
+        if self.write_budget is not None and self.write_budget < 0:  # 0: no budget
+            raise ScavengerError(f"--write-budget: {self.write_budget} must be at least zero")
         if self.items < 1:
             raise ScavengerError(f"--items: {self.items} must be at least 1")
         if self.segments is not None and not 1 <= self.segments <= 10_000:

@@ -125,7 +125,7 @@ def plan_run(environment: dict[str, str], region: str, log_path: Path | None) ->
     try:
         result = container.invoke({"sweep": SWEEP_NAME, "dry_run": False}).result
     finally:
-        container.close()
+        container.close(wait=False)
     (run,) = result["runs"]
     if not run.get("started"):
         raise RuntimeError(f"the planner did not start a run: {run.get('reason')}")
@@ -144,8 +144,18 @@ class RunMonitor:
         self.finished = False
         self.finished_at: float | None = None  # when the run was first seen done
         self._last = 0.0
+        self._settled = 0  # records settled by the fleet at the last tick
 
-    def tick(self, _: FleetStats) -> None:
+    def tick(self, stats: FleetStats) -> None:
+        """Each fleet tick, and as each invocation ends: the run's item is read when a
+        record has settled since (the invocation that finished the run is seen at
+        once), the whole progress every PROGRESS_INTERVAL_SECONDS."""
+        settled = stats.succeeded + stats.failed
+        if settled != self._settled:
+            self._settled = settled
+            run = self.ledger.get_run(self.run_id)
+            if run is not None and run.status == "done" and self.finished_at is None:
+                self.finished, self.finished_at = True, time.monotonic()
         if time.monotonic() - self._last >= PROGRESS_INTERVAL_SECONDS:
             self.refresh()
 
