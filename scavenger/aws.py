@@ -16,6 +16,7 @@ from botocore.config import Config as BotoConfig
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
 
 # botocore does not retry: every call goes through tenacity (scavenger.retry), whose
@@ -63,6 +64,10 @@ def client(
 def client(
     service: Literal["sqs"], *, endpoint_url: str | None = None, region: str | None = None
 ) -> SQSClient: ...
+@overload
+def client(
+    service: Literal["events"], *, endpoint_url: str | None = None, region: str | None = None
+) -> EventBridgeClient: ...
 @overload
 def client(
     service: str, *, endpoint_url: str | None = None, region: str | None = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scavenger.cost import Prices, estimate
 from scavenger.errors import RetryableError
@@ -24,6 +24,9 @@ from scavenger.expiry import parse_instant
 from scavenger.ledger import RUN_PART, Ledger, now_iso
 from scavenger.observability import logger
 from scavenger.records import Counts, RunRecord
+
+if TYPE_CHECKING:
+    from mypy_boto3_events import EventBridgeClient
 
 EVENT_SOURCE = "scavenger"
 DETAIL_TYPES = {"done": "Scavenger Run Finished", "halted": "Scavenger Run Halted"}
@@ -85,7 +88,7 @@ def _seconds(start: str, end: str | None) -> float | None:
 class RunReporter:
     """Publishes a closed run's report on ``bus`` through an injected EventBridge client."""
 
-    def __init__(self, events: Any, bus: str, ledger: Ledger):
+    def __init__(self, events: EventBridgeClient, bus: str, ledger: Ledger):
         self.events = events
         self.bus = bus
         self.ledger = ledger

@@ -10,7 +10,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from scavenger import aws
 from scavenger.config import Sweep, load_sweeps_json
@@ -21,6 +21,7 @@ from scavenger.table import key_attributes
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_sqs import SQSClient
 
 
@@ -31,7 +32,7 @@ class Runtime:
     dynamodb: DynamoDBClient
     sqs: SQSClient
     sleep: Callable[[float], None] = time.sleep
-    events: Any = None  # an EventBridge client when settings.event_bus is set
+    events: EventBridgeClient | None = None  # an EventBridge client when settings.event_bus is set
     clock: Callable[[], float] = time.monotonic  # the workers' pacing clock (tests set one)
     _keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
 

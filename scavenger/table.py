@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scavenger.errors import ConditionFailed, FatalError, RetryableError, statement_outcome
 from scavenger.expiry import AGE_NAME, AGE_VALUE, DeleteStatement, Expressions
 from scavenger.message import Key
 from scavenger.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import BatchStatementRequestTypeDef
 
 
 @dataclass
@@ -66,7 +70,7 @@ class WriteUnits:
     by_index: dict[str, float]
 
 
-def write_units(response: dict[str, Any]) -> WriteUnits | None:
+def write_units(response: Mapping[str, Any]) -> WriteUnits | None:
     """Parse ``ConsumedCapacity`` asked with INDEXES: one entry (DeleteItem) or a list
     of them (BatchExecuteStatement). None when the response carries none."""
     consumed = response.get("ConsumedCapacity")
@@ -85,7 +89,7 @@ def write_units(response: dict[str, Any]) -> WriteUnits | None:
     return WriteUnits(total, by_index)
 
 
-def _capacity(response: dict[str, Any]) -> float:
+def _capacity(response: Mapping[str, Any]) -> float:
     return float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
 
 
@@ -109,7 +113,7 @@ class Page:
     last_key: Key | None
 
 
-def key_attributes(client: Any, table: str, retry: RetryPolicy) -> tuple[str, ...]:
+def key_attributes(client: DynamoDBClient, table: str, retry: RetryPolicy) -> tuple[str, ...]:
     """The table's key attribute names, hash first."""
     description = retry.call(lambda: client.describe_table(TableName=table), "DescribeTable")
     schema = description["Table"]["KeySchema"]
@@ -122,7 +126,7 @@ class SweptTable:
 
     def __init__(
         self,
-        client: Any,
+        client: DynamoDBClient,
         table: str,
         keys: tuple[str, ...],
         expressions: Expressions,
@@ -163,7 +167,7 @@ class SweptTable:
         return Page(
             items=response.get("Items", []),
             scanned=int(response.get("ScannedCount", 0)),
-            last_key=response.get("LastEvaluatedKey"),
+            last_key=cast("Key | None", response.get("LastEvaluatedKey")),
         )
 
     def delete_if_unchanged(self, item: dict[str, Any], age_value: dict[str, Any]) -> bool:
@@ -220,7 +224,7 @@ class SweptTable:
 
         def attempt() -> None:
             nonlocal pending
-            statements = []
+            statements: list[BatchStatementRequestTypeDef] = []
             for item in pending:
                 text, parameters = self.statement.build(item)
                 statements.append(
