@@ -240,16 +240,7 @@ class PlanShardMessage:
         return range(self.first, self.first + self.count)
 
     def segment_message(self, segment: int) -> SegmentMessage:
-        return SegmentMessage(
-            run_id=self.run_id,
-            sweep=self.sweep,
-            table=self.table,
-            segment=segment,
-            total_segments=self.total_segments,
-            cutoff=self.cutoff,
-            dry_run=self.dry_run,
-            wcu=self.wcu,
-        )
+        return SegmentMessage(**run_fields(self), segment=segment, wcu=self.wcu)
 
     def to_json(self) -> str:
         share = {} if self.wcu is None else {"wcu": self.wcu}
@@ -295,17 +286,14 @@ class PlanShardMessage:
         )
         first = _integer(data, "first", 0, base.total_segments - 1)
         count = _integer(data, "count", 1, base.total_segments - first)
-        return cls(
-            run_id=base.run_id,
-            sweep=base.sweep,
-            table=base.table,
-            total_segments=base.total_segments,
-            cutoff=base.cutoff,
-            dry_run=base.dry_run,
-            first=first,
-            count=count,
-            wcu=_units(data, "wcu"),
-        )
+        return cls(**run_fields(base), first=first, count=count, wcu=_units(data, "wcu"))
 
 
 Outgoing = SegmentMessage | PlanShardMessage  # what the planner puts on the segment queue
+# What a segment message and a plan shard share: the run, what it sweeps, and how.
+RUN_FIELDS = ("run_id", "sweep", "table", "total_segments", "cutoff", "dry_run")
+
+
+def run_fields(message: Outgoing) -> dict[str, Any]:
+    """The RUN_FIELDS of ``message``, to build the other kind of message of its run."""
+    return {name: getattr(message, name) for name in RUN_FIELDS}

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -70,15 +70,7 @@ class Outcome:
     note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "segment": self.segment,
-            "hop": self.hop,
-            "from_start": self.from_start,
-            "finished_interrupted": self.finished_interrupted,
-            "sent": self.sent,
-            "error": self.error,
-            "note": self.note,
-        }
+        return asdict(self)  # every field, in order: all are plain JSON values
 
 
 @dataclass
