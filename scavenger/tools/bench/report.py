@@ -36,6 +36,11 @@ class ModeRun:
         return self.wrongly_deleted == 0 and self.missed == 0
 
     @property
+    def void(self) -> bool:
+        """It deleted a fresh item or left an expired one: its figures do not count."""
+        return not self.ok
+
+    @property
     def deletes_per_second(self) -> float:
         return self.deleted / self.seconds if self.seconds > 0 else 0.0
 
@@ -78,7 +83,7 @@ class BenchReport:
 
     @property
     def void(self) -> list[str]:
-        return [f"{run.mode} repeat {run.repeat + 1}" for run in self.runs if not run.ok]
+        return [f"{run.mode} repeat {run.repeat + 1}" for run in self.runs if run.void]
 
     def runs_of(self, mode: str) -> list[ModeRun]:
         return [run for run in self.runs if run.mode == mode]
