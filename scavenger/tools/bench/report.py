@@ -127,11 +127,7 @@ class BenchReport:
         return {
             "ok": self.ok,
             "void": self.void,
-            "dynamodb": options.dynamodb,
-            "items": options.items,
-            "workers": options.workers,
-            "repeats": options.repeats,
-            "seed": options.seed,
+            **copied(options, ("dynamodb", "items", "workers", "repeats", "seed")),
             "raw_deletes_per_second": _rounded(self.median("raw"), 1),
             "raw_item_deletes_per_second": _rounded(self.median("raw_item"), 1),
             "fleet_deletes_per_second": _rounded(self.median("fleet"), 1),
@@ -177,6 +173,11 @@ class BenchReport:
             "baseline_deleter_threads": options.baseline_deleters,
             "baseline_queue_size": options.page_size,
         }
+
+
+def copied(source: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """``source``'s attributes of these names, to pass on under the same names."""
+    return {name: getattr(source, name) for name in names}
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from scavenger.config import Sweep
 from scavenger.tools.bench.options import MODES, BenchOptions
-from scavenger.tools.bench.report import BenchReport, ModeRun
+from scavenger.tools.bench.report import BenchReport, ModeRun, copied
 from scavenger.tools.bench.sweepers import SweepJob
 from scavenger.tools.bench.usage import CpuWatch, machine
 from scavenger.tools.local.child import ChildProcess
@@ -144,7 +144,7 @@ def run_fleet(options: BenchOptions, repeat: int, observer: BenchObserver) -> Mo
     """``scavenger demo`` with K workers: it starts its own emulator and checks itself."""
     report = run_demo(
         DemoOptions(
-            **_copied(options, DEMO_OPTIONS),
+            **copied(options, DEMO_OPTIONS),
             segments=options.fleet_segments,
             write_budget=0,  # no fleet write budget: as raw, how fast it can go
         ),
@@ -153,22 +153,17 @@ def run_fleet(options: BenchOptions, repeat: int, observer: BenchObserver) -> Mo
     return ModeRun(
         mode="fleet",
         repeat=repeat,
-        **_copied(report, CHECKED),
+        **copied(report, CHECKED),
         seconds=report.seconds,
         api_calls=Counter(report.fleet.api_calls),
         detail={
             "segments": report.segments,
-            **_copied(report.fleet, FLEET_FIGURES),
+            **copied(report.fleet, FLEET_FIGURES),
             "poller_calls": dict(sorted(report.fleet.poller_calls.items())),
             "seed_seconds": round(report.seed_seconds, 3),
             "log_file": report.log_path,
         },
     )
-
-
-def _copied(source: object, names: tuple[str, ...]) -> dict[str, Any]:
-    """``source``'s attributes of these names, to pass on under the same names."""
-    return {name: getattr(source, name) for name in names}
 
 
 @dataclass(frozen=True)
