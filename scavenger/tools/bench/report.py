@@ -154,25 +154,31 @@ class BenchReport:
         }
 
     def settings(self) -> dict[str, Any]:
-        """How each mode ran."""
+        """How each mode ran: ``<mode>_<setting>``, the modes in their order."""
         options = self.options
-        return {
-            "page_size": options.page_size,
-            "raw_segments": options.workers,
-            "raw_processes": options.workers,
-            "raw_delete": options.raw_delete_mode,
-            "raw_item_delete": "item",
-            "fleet_delete": self.fleet_delete,
-            "fleet_segments": options.fleet_segments,
-            "fleet_workers": options.workers,
-            "fleet_batch_size": options.batch_size,
-            "fleet_timeout_seconds": options.timeout_seconds,
-            "fleet_write_budget": None,  # as raw: the bench measures how fast it can go
-            "baseline_segments": options.workers,
-            "baseline_reader_threads": options.workers,
-            "baseline_deleter_threads": options.baseline_deleters,
-            "baseline_queue_size": options.page_size,
+        workers = options.workers
+        modes: dict[str, dict[str, Any]] = {
+            "raw": {"segments": workers, "processes": workers, "delete": options.raw_delete_mode},
+            "raw_item": {"delete": "item"},
+            "fleet": {
+                "delete": self.fleet_delete,
+                "segments": options.fleet_segments,
+                "workers": workers,
+                "batch_size": options.batch_size,
+                "timeout_seconds": options.timeout_seconds,
+                "write_budget": None,  # as raw: the bench measures how fast it can go
+            },
+            "baseline": {
+                "segments": workers,
+                "reader_threads": workers,
+                "deleter_threads": options.baseline_deleters,
+                "queue_size": options.page_size,
+            },
         }
+        settings: dict[str, Any] = {"page_size": options.page_size}
+        for mode, values in modes.items():
+            settings.update({f"{mode}_{name}": value for name, value in values.items()})
+        return settings
 
 
 def copied(source: object, names: tuple[str, ...]) -> dict[str, Any]:
