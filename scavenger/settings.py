@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 from scavenger.errors import ConfigError
 
 DEFAULT_MAX_HOPS = 1000
 DEFAULT_PAGE_SIZE = 500
 DEFAULT_SAFETY_MARGIN_SECONDS = 1.5
+
+_Number = TypeVar("_Number", int, float)
 
 
 @dataclass(frozen=True)
@@ -64,27 +67,31 @@ def max_concurrency(env: Mapping[str, str] | None = None) -> int | None:
     return _positive_int(env, "SCAVENGER_MAX_CONCURRENCY", 0) or None
 
 
+# How each kind of number reads in the errors: what it is not, and what it must be.
+_WORDING: dict[type, tuple[str, str]] = {
+    int: ("an integer", "at least 1"),
+    float: ("a number", "greater than zero"),
+}
+
+
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not an integer") from None
-    if value < 1:
-        raise ConfigError(f"{name}: {value} must be at least 1")
-    return value
+    return _positive(env, name, default, int)
 
 
 def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    return _positive(env, name, default, float)
+
+
+def _positive(env: Mapping[str, str], name: str, default: _Number, kind: type[_Number]) -> _Number:
+    """``name`` from ``env`` read as ``kind`` and above zero; ``default`` when unset or empty."""
     raw = env.get(name)
     if not raw:
         return default
+    not_a, must_be = _WORDING[kind]
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{name}: {raw!r} is not a number") from None
+        raise ConfigError(f"{name}: {raw!r} is not {not_a}") from None
     if not value > 0:
-        raise ConfigError(f"{name}: {value} must be greater than zero")
+        raise ConfigError(f"{name}: {value} must be {must_be}")
     return value

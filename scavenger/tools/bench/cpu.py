@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 from scavenger.batch import handle
 from scavenger.config import parse_sweeps
 from scavenger.expiry import AGE_VALUE, Expressions
+from scavenger.ledger_store import RUN_PART, key, number, string
 from scavenger.message import SegmentMessage
 from scavenger.observability import logger
 from scavenger.runtime import Runtime
@@ -100,41 +101,39 @@ def _batch_execute(request: dict[str, Any]) -> dict[str, Any]:
 
 def _segment_item(part: str) -> dict[str, Any]:
     return {
-        "run_id": {"S": "bench"},
-        "part": {"S": part},
-        "status": {"S": "pending"},
-        "hop": {"N": "0"},
-        "cursor": {"S": "null"},
-        "checkpoints": {"N": "0"},
+        **key("bench", part),
+        "status": string("pending"),
+        "hop": number(0),
+        "cursor": string("null"),
+        "checkpoints": number(0),
     }
 
 
 def _run_item() -> dict[str, Any]:
     return {
-        "run_id": {"S": "bench"},
-        "part": {"S": "RUN"},
-        "sweep": {"S": "bench"},
-        "table": {"S": TABLE},
-        "total_segments": {"N": "2"},
-        "cutoff": {"S": "2026-11-21T02:00:00Z"},
+        **key("bench", RUN_PART),
+        "sweep": string("bench"),
+        "table": string(TABLE),
+        "total_segments": number(2),
+        "cutoff": string("2026-11-21T02:00:00Z"),
         "dry_run": {"BOOL": False},
-        "created_at": {"S": "2026-11-23T02:00:00Z"},
-        "status": {"S": "running"},
-        "segments_done": {"N": "1"},  # one of its two segments counted
+        "created_at": string("2026-11-23T02:00:00Z"),
+        "status": string("running"),
+        "segments_done": number(1),  # one of its two segments counted
     }
 
 
 def _ledger_get(request: dict[str, Any]) -> dict[str, Any]:
     part = request["Key"]["part"]["S"]
-    return {"Item": _run_item() if part == "RUN" else _segment_item(part)}
+    return {"Item": _run_item() if part == RUN_PART else _segment_item(part)}
 
 
 def _ledger_batch_get(request: dict[str, Any]) -> dict[str, Any]:
     """The claim's read: the segment item and its run item, in one call."""
     ((table, wanted),) = request["RequestItems"].items()
     items = [
-        _run_item() if key["part"]["S"] == "RUN" else _segment_item(key["part"]["S"])
-        for key in wanted["Keys"]
+        _run_item() if part == RUN_PART else _segment_item(part)
+        for part in (requested["part"]["S"] for requested in wanted["Keys"])
     ]
     return {"Responses": {table: items}, "UnprocessedKeys": {}}
 

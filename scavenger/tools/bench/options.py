@@ -51,20 +51,17 @@ class BenchOptions:
     cpu_repeats: int = 3
 
     def __post_init__(self) -> None:
-        if self.items < 1:
-            raise ScavengerError(f"--items: {self.items} must be at least 1")
-        if self.workers < 1:
-            raise ScavengerError(f"--workers: {self.workers} must be at least 1")
-        if self.repeats < 1:
-            raise ScavengerError(f"--repeats: {self.repeats} must be at least 1")
-        if self.segments is not None and not 1 <= self.segments <= 10_000:
-            raise ScavengerError(f"--segments: {self.segments} must be in 1..10000")
-        if not 1 <= self.batch_size <= 10:
-            raise ScavengerError(f"--batch-size: {self.batch_size} must be in 1..10")
-        if not 1 <= self.page_size <= 10_000:
-            raise ScavengerError(f"--page-size: {self.page_size} must be in 1..10000")
-        if self.deleters is not None and self.deleters < 1:
-            raise ScavengerError(f"--deleters: {self.deleters} must be at least 1")
+        # Each number option: its flag, its value (None: unset), its least and its most.
+        for flag, value, least, most in (
+            ("--items", self.items, 1, None),
+            ("--workers", self.workers, 1, None),
+            ("--repeats", self.repeats, 1, None),
+            ("--segments", self.segments, 1, 10_000),
+            ("--batch-size", self.batch_size, 1, 10),
+            ("--page-size", self.page_size, 1, 10_000),
+            ("--deleters", self.deleters, 1, None),
+        ):
+            _check_range(flag, value, least, most)
         unknown = [mode for mode in self.modes if mode not in MODES]
         if unknown:
             raise ScavengerError(f"--mode: {unknown[0]!r} is not one of {', '.join(MODES)}")
@@ -85,3 +82,12 @@ class BenchOptions:
         """This repeat's order of the modes: each goes first in turn."""
         shift = repeat % len(self.modes) if self.modes else 0
         return self.modes[shift:] + self.modes[:shift]
+
+
+def _check_range(flag: str, value: int | None, least: int, most: int | None) -> None:
+    if value is None:
+        return
+    if most is None and value < least:
+        raise ScavengerError(f"{flag}: {value} must be at least {least}")
+    if most is not None and not least <= value <= most:
+        raise ScavengerError(f"{flag}: {value} must be in {least}..{most}")

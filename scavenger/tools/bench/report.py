@@ -36,6 +36,11 @@ class ModeRun:
         return self.wrongly_deleted == 0 and self.missed == 0
 
     @property
+    def void(self) -> bool:
+        """It deleted a fresh item or left an expired one: its figures do not count."""
+        return not self.ok
+
+    @property
     def deletes_per_second(self) -> float:
         return self.deleted / self.seconds if self.seconds > 0 else 0.0
 
@@ -78,7 +83,7 @@ class BenchReport:
 
     @property
     def void(self) -> list[str]:
-        return [f"{run.mode} repeat {run.repeat + 1}" for run in self.runs if not run.ok]
+        return [f"{run.mode} repeat {run.repeat + 1}" for run in self.runs if run.void]
 
     def runs_of(self, mode: str) -> list[ModeRun]:
         return [run for run in self.runs if run.mode == mode]
@@ -122,11 +127,7 @@ class BenchReport:
         return {
             "ok": self.ok,
             "void": self.void,
-            "dynamodb": options.dynamodb,
-            "items": options.items,
-            "workers": options.workers,
-            "repeats": options.repeats,
-            "seed": options.seed,
+            **copied(options, ("dynamodb", "items", "workers", "repeats", "seed")),
             "raw_deletes_per_second": _rounded(self.median("raw"), 1),
             "raw_item_deletes_per_second": _rounded(self.median("raw_item"), 1),
             "fleet_deletes_per_second": _rounded(self.median("fleet"), 1),
@@ -153,25 +154,36 @@ class BenchReport:
         }
 
     def settings(self) -> dict[str, Any]:
-        """How each mode ran."""
+        """How each mode ran: ``<mode>_<setting>``, the modes in their order."""
         options = self.options
-        return {
-            "page_size": options.page_size,
-            "raw_segments": options.workers,
-            "raw_processes": options.workers,
-            "raw_delete": options.raw_delete_mode,
-            "raw_item_delete": "item",
-            "fleet_delete": self.fleet_delete,
-            "fleet_segments": options.fleet_segments,
-            "fleet_workers": options.workers,
-            "fleet_batch_size": options.batch_size,
-            "fleet_timeout_seconds": options.timeout_seconds,
-            "fleet_write_budget": None,  # as raw: the bench measures how fast it can go
-            "baseline_segments": options.workers,
-            "baseline_reader_threads": options.workers,
-            "baseline_deleter_threads": options.baseline_deleters,
-            "baseline_queue_size": options.page_size,
+        workers = options.workers
+        modes: dict[str, dict[str, Any]] = {
+            "raw": {"segments": workers, "processes": workers, "delete": options.raw_delete_mode},
+            "raw_item": {"delete": "item"},
+            "fleet": {
+                "delete": self.fleet_delete,
+                "segments": options.fleet_segments,
+                "workers": workers,
+                "batch_size": options.batch_size,
+                "timeout_seconds": options.timeout_seconds,
+                "write_budget": None,  # as raw: the bench measures how fast it can go
+            },
+            "baseline": {
+                "segments": workers,
+                "reader_threads": workers,
+                "deleter_threads": options.baseline_deleters,
+                "queue_size": options.page_size,
+            },
         }
+        settings: dict[str, Any] = {"page_size": options.page_size}
+        for mode, values in modes.items():
+            settings.update({f"{mode}_{name}": value for name, value in values.items()})
+        return settings
+
+
+def copied(source: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """``source``'s attributes of these names, to pass on under the same names."""
+    return {name: getattr(source, name) for name in names}
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

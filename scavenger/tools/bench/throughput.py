@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from scavenger.config import Sweep
 from scavenger.tools.bench.options import MODES, BenchOptions
-from scavenger.tools.bench.report import BenchReport, ModeRun
+from scavenger.tools.bench.report import BenchReport, ModeRun, copied
 from scavenger.tools.bench.sweepers import SweepJob
 from scavenger.tools.bench.usage import CpuWatch, machine
 from scavenger.tools.local.child import ChildProcess
@@ -70,6 +70,20 @@ __all__ = ["MODES", "BenchOptions", "BenchReport", "ModeRun", "Work", "run_bench
 TABLE = "Workers"  # the demo's table name on its own emulator
 KEYS = ("WorkerId", "StartTime")
 READY_TIMEOUT_SECONDS = 60.0
+# The bench's options a fleet run passes to the demo under the same names.
+DEMO_OPTIONS = (
+    "items",
+    "workers",
+    "timeout_seconds",
+    "dynamodb",
+    "seed",
+    "batch_size",
+    "page_size",
+)
+# The demo's check of the fleet's run, under the names every mode's run has.
+CHECKED = ("items", "expired", "deleted", "wrongly_deleted", "missed")
+# The fleet's own figures a fleet run shows, in this order.
+FLEET_FIGURES = ("invocations", "continuations", "cold_starts", "timeouts", "dlq")
 
 
 class BenchObserver(Protocol):
@@ -130,14 +144,8 @@ def run_fleet(options: BenchOptions, repeat: int, observer: BenchObserver) -> Mo
     """``scavenger demo`` with K workers: it starts its own emulator and checks itself."""
     report = run_demo(
         DemoOptions(
-            items=options.items,
+            **copied(options, DEMO_OPTIONS),
             segments=options.fleet_segments,
-            workers=options.workers,
-            timeout_seconds=options.timeout_seconds,
-            dynamodb=options.dynamodb,
-            seed=options.seed,
-            batch_size=options.batch_size,
-            page_size=options.page_size,
             write_budget=0,  # no fleet write budget: as raw, how fast it can go
         ),
         observer,
@@ -145,20 +153,12 @@ def run_fleet(options: BenchOptions, repeat: int, observer: BenchObserver) -> Mo
     return ModeRun(
         mode="fleet",
         repeat=repeat,
-        items=report.items,
-        expired=report.expired,
-        deleted=report.deleted,
-        wrongly_deleted=report.wrongly_deleted,
-        missed=report.missed,
+        **copied(report, CHECKED),
         seconds=report.seconds,
         api_calls=Counter(report.fleet.api_calls),
         detail={
             "segments": report.segments,
-            "invocations": report.fleet.invocations,
-            "continuations": report.fleet.continuations,
-            "cold_starts": report.fleet.cold_starts,
-            "timeouts": report.fleet.timeouts,
-            "dlq": report.fleet.dlq,
+            **copied(report.fleet, FLEET_FIGURES),
             "poller_calls": dict(sorted(report.fleet.poller_calls.items())),
             "seed_seconds": round(report.seed_seconds, 3),
             "log_file": report.log_path,
@@ -211,15 +211,18 @@ def sweep_job(
     endpoints: Endpoints, sweep: Sweep, cutoff: datetime, options: BenchOptions, mode: str
 ) -> SweepJob:
     return SweepJob(
+        # Where the table is,
         endpoint_url=endpoints.dynamodb,
         region=endpoints.region,
         table=TABLE,
         keys=KEYS,
+        # what to delete and how,
         sweep=sweep,
-        total_segments=options.workers,
-        cutoff=cutoff,
-        page_size=options.page_size,
         delete_mode=options.raw_delete_mode if mode == "raw" else "item",
+        cutoff=cutoff,
+        # and with how many segments, items a page and deleters.
+        total_segments=options.workers,
+        page_size=options.page_size,
         deleters=options.baseline_deleters,
     )
 
