@@ -211,18 +211,15 @@ def sweep_job(
     endpoints: Endpoints, sweep: Sweep, cutoff: datetime, options: BenchOptions, mode: str
 ) -> SweepJob:
     return SweepJob(
-        # Where the table is,
         endpoint_url=endpoints.dynamodb,
         region=endpoints.region,
         table=TABLE,
         keys=KEYS,
-        # what to delete and how,
         sweep=sweep,
-        delete_mode=options.raw_delete_mode if mode == "raw" else "item",
-        cutoff=cutoff,
-        # and with how many segments, items a page and deleters.
         total_segments=options.workers,
+        cutoff=cutoff,
         page_size=options.page_size,
+        delete_mode=options.raw_delete_mode if mode == "raw" else "item",
         deleters=options.baseline_deleters,
     )
 
