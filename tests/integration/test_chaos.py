@@ -40,6 +40,7 @@ from scavenger.tools.local.demo import (
     create_resources,
     remaining_keys,
     seed_table,
+    sweep_toml,
     worker_environment,
     write_sweep_config,
 )
@@ -210,7 +211,7 @@ def test_a_checkpoint_that_took_effect_but_answered_500_still_finishes_the_segme
 
     dynamodb, sqs = new_client("dynamodb", emulator), new_client("sqs", emulator)
     resources = create_resources(dynamodb, sqs, f"-{random.randrange(16**6):06x}", 5.0)
-    sweep = write_sweep_config(tmp_path / "scavenger.toml", resources.table, 1)
+    sweep = write_sweep_config(tmp_path / "scavenger.toml", sweep_toml(resources.table, 1))
     now = datetime.now(UTC).replace(microsecond=0)
     seed_table(dynamodb, resources.table, 40, now, random.Random(5), QuietObserver())
     environment = worker_environment(emulator, resources, sweep, page_size=10)

@@ -58,6 +58,7 @@ from scavenger.tools.local.demo import (
     remaining_keys,
     run_demo,
     seed_table,
+    sweep_toml,
     write_sweep_config,
 )
 from scavenger.tools.local.emulator import Emulator, Endpoints
@@ -182,7 +183,8 @@ def run_table_mode(
     with tempfile.TemporaryDirectory(prefix="scavenger-bench-") as workdir:
         # No fleet write budget: the bench measures how fast the fleet can go.
         sweep = write_sweep_config(
-            Path(workdir) / "scavenger.toml", TABLE, options.workers, max_write_units_per_second=0
+            Path(workdir) / "scavenger.toml",
+            sweep_toml(TABLE, options.workers, max_write_units_per_second=0),
         )
     observer.stage(f"starting the emulator (DynamoDB on {options.dynamodb})")
     with Emulator(dynamodb=options.dynamodb) as endpoints:

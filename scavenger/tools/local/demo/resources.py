@@ -87,23 +87,10 @@ def delete_mode_for(backend: str) -> str:
     return "batch" if backend == "dynamodb-local" else "item"
 
 
-def write_sweep_config(
-    path: Path,
-    table: str,
-    segments: int,
-    deletes_per_second: int = 0,
-    delete_mode: str = "item",
-    *,
-    max_write_units_per_second: float | None = None,
-) -> Sweep:
-    """The sweep, as a user would write it, read back by the real config parser.
-    ``delete_mode`` stays "item" unless the caller's backend runs PartiQL faithfully
-    (``delete_mode_for``); without ``max_write_units_per_second``: the planner's default
-    budget."""
-    path.write_text(
-        sweep_toml(table, segments, deletes_per_second, delete_mode, max_write_units_per_second),
-        encoding="utf-8",
-    )
+def write_sweep_config(path: Path, toml: str) -> Sweep:
+    """The sweep's TOML (``sweep_toml``) written as a user would, and read back by the
+    real config parser."""
+    path.write_text(toml, encoding="utf-8")
     return load_config(path).sweep(SWEEP_NAME)
 
 
@@ -114,7 +101,10 @@ def sweep_toml(
     delete_mode: str = "item",
     max_write_units_per_second: float | None = None,
 ) -> str:
-    """The demo's sweep as ``[[sweeps]]`` TOML: what a user would write for this table."""
+    """The demo's sweep as ``[[sweeps]]`` TOML: what a user would write for this table.
+    ``delete_mode`` stays "item" unless the caller's backend runs PartiQL faithfully
+    (``delete_mode_for``); without ``max_write_units_per_second``: the planner's default
+    budget."""
     budget = (
         ""
         if max_write_units_per_second is None

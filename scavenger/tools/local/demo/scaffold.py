@@ -20,6 +20,7 @@ from scavenger.tools.local.demo.resources import (
     SWEEP_NAME,
     DemoResources,
     create_resources,
+    sweep_toml,
     worker_environment,
     write_sweep_config,
 )
@@ -75,14 +76,14 @@ def prepare(
     resources = create_resources(
         dynamodb, sqs, setup.suffix, setup.timeout_seconds, setup.max_receive_count
     )
-    sweep = write_sweep_config(
-        workdir / "scavenger.toml",
+    toml = sweep_toml(
         resources.table,
         setup.segments,
         setup.deletes_per_second,
         setup.delete_mode,
         max_write_units_per_second=setup.write_budget,
     )
+    sweep = write_sweep_config(workdir / "scavenger.toml", toml)
     now = datetime.now(UTC).replace(microsecond=0)
     seed_started = time.monotonic()
     truth = seed_table(dynamodb, resources.table, setup.items, now, setup.rng, observer)
