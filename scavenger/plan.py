@@ -35,18 +35,10 @@ from scavenger.records import RunRecord
 from scavenger.retry import NoDeadline, RetryPolicy
 from scavenger.runtime import Runtime
 from scavenger.sizing import (
-    BYTES_PER_SEGMENT,
     DEFAULT_BATCH_ITEMS_PER_WORKER_SECOND,
     DEFAULT_ITEMS_PER_WORKER_SECOND,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_WORKER_TIMEOUT_SECONDS,
-    ITEMS_PER_SEGMENT,
-    MAX_INVOCATIONS_PER_SEGMENT,
-    MIN_ITEMS_PER_SEGMENT,
-    SEGMENT_SHARE,
     Fleet,
     Sizing,
-    auto_segments,
     measured_rate,
     measured_write_share,
     size_segments,
@@ -55,28 +47,6 @@ from scavenger.sizing import (
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-# Segment sizing lives in scavenger.sizing; these names are the planner's too.
-__all__ = [
-    "BYTES_PER_SEGMENT",
-    "DEFAULT_ITEMS_PER_WORKER_SECOND",
-    "DEFAULT_MAX_CONCURRENCY",
-    "DEFAULT_WORKER_TIMEOUT_SECONDS",
-    "ITEMS_PER_SEGMENT",
-    "MAX_INVOCATIONS_PER_SEGMENT",
-    "MIN_ITEMS_PER_SEGMENT",
-    "SEGMENT_SHARE",
-    "Fleet",
-    "PlanRequest",
-    "PlanResult",
-    "Planner",
-    "Sizing",
-    "auto_segments",
-    "measured_rate",
-    "measured_write_share",
-    "plan",
-    "plan_shard",
-    "size_segments",
-]
 
 # A shard plans 1,000 segments: 40 BatchWriteItem, 10 BatchGetItem and 100
 # SendMessageBatch calls, a few seconds of a worker. Past 1,000 segments the planner

@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scavenger.cost import Prices
-from scavenger.plan import SHARD_SEGMENTS, Fleet, size_segments
+from scavenger.plan import SHARD_SEGMENTS
 from scavenger.settings import DEFAULT_PAGE_SIZE
-from scavenger.sizing import DEFAULT_BATCH_ITEMS_PER_WORKER_SECOND
+from scavenger.sizing import DEFAULT_BATCH_ITEMS_PER_WORKER_SECOND, Fleet, size_segments
 
 ITEMS = 1_000_000_000
 EXPIRED_SHARE = 0.97

@@ -1,6 +1,7 @@
 import pytest
 
-from scavenger.plan import ITEMS_PER_SEGMENT, PlanRequest, auto_segments, new_run_id
+from scavenger.plan import PlanRequest, new_run_id
+from scavenger.sizing import ITEMS_PER_SEGMENT, auto_segments
 
 
 def test_scheduled_event_plans_every_sweep():

@@ -9,14 +9,14 @@ import math
 import pytest
 
 from scavenger.errors import ConfigError
-from scavenger.plan import (
+from scavenger.records import Counts, RunRecord
+from scavenger.sizing import (
     ITEMS_PER_SEGMENT,
     Fleet,
     measured_rate,
     measured_write_share,
     size_segments,
 )
-from scavenger.records import Counts, RunRecord
 
 
 def test_an_unmeasured_table_gets_the_default_segments():

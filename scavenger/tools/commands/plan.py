@@ -28,14 +28,9 @@ from rich.table import Table
 from scavenger.config import Sweep
 from scavenger.cost import Prices, projected_run
 from scavenger.errors import ConfigError, FatalError, RetryableError
-from scavenger.plan import (
-    MAX_INVOCATIONS_PER_SEGMENT,
-    MIN_ITEMS_PER_SEGMENT,
-    Planner,
-    PlanRequest,
-    PlanResult,
-)
+from scavenger.plan import Planner, PlanRequest, PlanResult
 from scavenger.settings import DEFAULT_PAGE_SIZE, max_concurrency
+from scavenger.sizing import MAX_INVOCATIONS_PER_SEGMENT, MIN_ITEMS_PER_SEGMENT
 from scavenger.tools.ops.context import (
     Operator,
     aws_errors_as_user_errors,
