@@ -58,14 +58,11 @@ def _metrics() -> Metrics:
 
 def _at_first_call(handler: Handler, decorate: Callable[[Handler], Handler]) -> Handler:
     """``handler`` under a Powertools decorator that is applied when the handler is first
-    invoked (the decorators read the environment). Lambda always passes a context; a direct
-    call without one (a script, a test) has nothing to bind and runs undecorated."""
+    invoked (the decorators read the environment)."""
     decorated: list[Handler] = []
 
     @functools.wraps(handler)
     def invoke(event: Any, context: Any) -> Any:
-        if context is None:
-            return handler(event, context)
         if not decorated:
             decorated.append(decorate(handler))
         return decorated[0](event, context)

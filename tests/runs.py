@@ -51,7 +51,7 @@ def start_run(sweep: str = "sweep") -> str:
     """The planner handler starts a run of ``sweep``; its id."""
     from planner.handler import handler as planner_handler
 
-    (run,) = planner_handler({"sweep": sweep}, None)["runs"]
+    (run,) = planner_handler({"sweep": sweep}, roomy_context())["runs"]
     no_waits()
     return str(run["run_id"])
 

@@ -37,7 +37,7 @@ from scavenger.message import SegmentMessage
 from scavenger.queue import SendFailed
 from scavenger.runtime import lambda_runtime
 from scavenger.tools.provision import create_ledger_table, create_queues
-from tests.conftest import REGION, FakeClock, FakeContext, Stack, drain, sqs_event
+from tests.conftest import REGION, FakeClock, FakeContext, Stack, drain, roomy_context, sqs_event
 from tests.dataset import create_table, key_id, now, seed_table
 from tests.faults import ErrorInjector, on_call, tick_per_call
 from tests.infra.calls import (
@@ -184,9 +184,9 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
             recorder.install(aws.client(service))
 
         scheduled = {"source": "aws.events", "detail-type": "Scheduled Event"}
-        runs = {run["sweep"]: run for run in planner_handler(scheduled, None)["runs"]}
+        runs = {run["sweep"]: run for run in planner_handler(scheduled, roomy_context())["runs"]}
         assert all(run["started"] for run in runs.values()), runs
-        again = planner_handler(scheduled, None)["runs"]
+        again = planner_handler(scheduled, roomy_context())["runs"]
         assert not any(run["started"] for run in again), again
         lambda_runtime().sleep = lambda seconds: None
 
@@ -216,7 +216,7 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         unsharded = plan_module.SHARD_THRESHOLD, plan_module.SHARD_SEGMENTS
         monkeypatch.setattr(plan_module, "SHARD_THRESHOLD", 1)
         monkeypatch.setattr(plan_module, "SHARD_SEGMENTS", 1)
-        (sharded,) = planner_handler({"sweep": "old-sessions"}, None)["runs"]
+        (sharded,) = planner_handler({"sweep": "old-sessions"}, roomy_context())["runs"]
         assert sharded["shards"] == 2, sharded
         drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
         assert ledger_run_status(dynamodb, sharded["run_id"]) == "done"
@@ -243,7 +243,7 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         assert answer["batchItemFailures"] == [{"itemIdentifier": "stray"}]
 
         # A second run of the sweep meets AccessDenied on its table: the run halts.
-        (halting,) = planner_handler({"sweep": "stale-workers"}, None)["runs"]
+        (halting,) = planner_handler({"sweep": "stale-workers"}, roomy_context())["runs"]
         assert halting["started"], halting
         ErrorInjector(aws.client("dynamodb"), "Scan", rate=1.0, code="AccessDeniedException")
         drain(stack, context_factory=lambda: FakeContext(clock, timeout_seconds=8))
@@ -252,7 +252,7 @@ def representative_run(monkeypatch: pytest.MonkeyPatch) -> Recorded:
         # A planner that cannot send marks the unsent segments failed in the ledger.
         ErrorInjector(aws.client("sqs"), "SendMessageBatch", rate=1.0, code="AccessDenied")
         with pytest.raises(SendFailed):
-            planner_handler({"sweep": "old-sessions"}, None)
+            planner_handler({"sweep": "old-sessions"}, roomy_context())
 
         status = ledger_run_status(dynamodb, runs["stale-workers"]["run_id"])
         names = Names(

@@ -22,7 +22,7 @@ from scavenger.tools.local.emulator import Endpoints
 from scavenger.tools.local.fleet import Fleet, FleetOptions, FleetStats
 from scavenger.tools.ops.requeue import Requeuer
 from scavenger.tools.provision import create_ledger_table
-from tests.conftest import configure_sweeps
+from tests.conftest import configure_sweeps, roomy_context
 from tests.dataset import remaining_keys
 from tests.faults import ErrorInjector, RefuseTable
 from tests.integration.conftest import FleetQueue
@@ -84,7 +84,7 @@ def test_wrong_permissions_halt_the_run_and_the_cli_shows_why_and_resumes_it(sta
     detail = cli("status", run_id, "--json")
     assert [row["status"] for row in detail.json["segments"]] == ["halted"] * 3
     assert "is halted: AccessDeniedException" in detail.err
-    (scheduled,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    (scheduled,) = planner_handler({"sweep": "sweep"}, roomy_context())["runs"]
     assert scheduled["started"] is False and f"run {run_id} is halted" in scheduled["reason"]
 
     refusal.refusing = False  # the grant is fixed

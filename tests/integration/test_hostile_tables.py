@@ -150,7 +150,7 @@ def sweep(stack: Any, monkeypatch: pytest.MonkeyPatch, table: str, age_format: s
             **extra,
         },
     )
-    (run,) = planner_handler({"sweep": name}, None)["runs"]
+    (run,) = planner_handler({"sweep": name}, roomy_context())["runs"]
     assert run["started"], run
     drain(stack, context_factory=roomy_context)
     return Ledger(stack.dynamodb, LEDGER).get_run(run["run_id"])

@@ -114,7 +114,7 @@ def sweep_indexed(local: Stack, monkeypatch: pytest.MonkeyPatch, delete_mode: st
             "delete_mode": delete_mode,
         },
     )
-    (planned,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    (planned,) = planner_handler({"sweep": "sweep"}, roomy_context())["runs"]
     lambda_runtime().sleep = lambda seconds: None
     drain(local, context_factory=roomy_context)
     run = Ledger(local.dynamodb, LEDGER).get_run(str(planned["run_id"]))

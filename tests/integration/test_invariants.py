@@ -631,7 +631,7 @@ def test_invariant_3_a_systemic_error_halts_the_run_and_requeue_halted_resumes_i
         expected = 2 if state.segment == run.halt.segment else 0
         assert state.checkpoints == expected and (state.cursor is None) == (expected == 0)
     assert_no_segment_lost(stack, run_id)
-    (refused_plan,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    (refused_plan,) = planner_handler({"sweep": "sweep"}, roomy_context())["runs"]
     assert refused_plan["started"] is False and f"run {run_id} is halted" in refused_plan["reason"]
 
     refusal.refusing = False

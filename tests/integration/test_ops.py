@@ -16,7 +16,7 @@ from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.tools.cli import main
 from scavenger.tools.ops import dlq as dlq_module
-from tests.conftest import LEDGER, configure_sweeps
+from tests.conftest import LEDGER, configure_sweeps, roomy_context
 from tests.dataset import make_key, now, remaining_keys
 from tests.faults import ErrorInjector
 from tests.runs import Crash, ledger, queue_size, seed_sweep, start_run, work
@@ -614,7 +614,7 @@ def test_the_planner_handler_refuses_a_rejected_expression_with_the_sweep_and_ke
 
     configure_sweeps(monkeypatch, {**SWEEP, "where": "#c IN (:n1, :s1) AND status = :n1"})
     with pytest.raises(ConfigError, match=r"sweep 'sweep': where: DynamoDB rejects it"):
-        planner_handler({"sweep": "sweep"}, None)
+        planner_handler({"sweep": "sweep"}, roomy_context())
     assert ledger_snapshot(stack) == [] and queue_size(stack, stack.queue_url) == 0
 
 

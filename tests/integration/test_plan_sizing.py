@@ -25,13 +25,13 @@ def seeded(stack, monkeypatch):
 
 
 def test_the_second_run_is_sized_by_the_rate_the_first_one_measured(stack, seeded):
-    (first,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    (first,) = planner_handler({"sweep": "sweep"}, roomy_context())["runs"]
     assert first["sizing"]["rate_source"] == "default"
     drain(stack, context_factory=roomy_context)
     done = Ledger(stack.dynamodb, LEDGER).get_run(first["run_id"])
     rate = done.totals.scanned / (done.totals.worker_ms / 1000)
 
-    (second,) = planner_handler({"sweep": "sweep"}, None)["runs"]
+    (second,) = planner_handler({"sweep": "sweep"}, roomy_context())["runs"]
 
     assert second["sizing"]["rate_source"] == f"run {first['run_id']}"
     assert second["sizing"]["items_per_worker_second"] == pytest.approx(rate, rel=1e-3)

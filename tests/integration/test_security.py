@@ -96,7 +96,7 @@ def test_item_data_beyond_keys_never_reaches_logs_ledger_or_messages(stack, monk
     previous_level = logger.log_level
     logger.setLevel("DEBUG")
     try:
-        (run,) = planner_handler({"sweep": "vault"}, None)["runs"]
+        (run,) = planner_handler({"sweep": "vault"}, roomy_context())["runs"]
         drained = drain(stack, context_factory=roomy_context)
     finally:
         logger.setLevel(previous_level)

@@ -396,7 +396,7 @@ def test_planner_that_cannot_send_marks_every_unsent_segment_failed(stack, seede
     ErrorInjector(aws.client("sqs"), "SendMessageBatch", rate=1.0, code="AccessDenied")
 
     with pytest.raises(SendFailed) as failure:
-        planner_handler({"sweep": "sweep"}, None)
+        planner_handler({"sweep": "sweep"}, roomy_context())
 
     assert failure.value.segments == [0, 1, 2]
     (run,) = Ledger(stack.dynamodb, LEDGER).list_runs()

@@ -23,7 +23,7 @@ def sweep_config(age_format: str = "iso8601", segments: int = 4, **extra):
 def run_sweep(stack, monkeypatch, config, *, page_size=7, context_factory=roomy_context):
     monkeypatch.setenv("SCAVENGER_PAGE_SIZE", str(page_size))
     configure_sweeps(monkeypatch, config)
-    result = planner_handler({"sweep": config["name"]}, None)
+    result = planner_handler({"sweep": config["name"]}, roomy_context())
     (run,) = result["runs"]
     assert run["started"], run
     drained = drain(stack, context_factory=context_factory)
@@ -80,14 +80,14 @@ def test_dry_run_counts_and_deletes_nothing(stack, monkeypatch):
 def test_a_sweep_is_not_started_twice_while_its_run_is_running(stack, monkeypatch):
     create_table(stack.dynamodb, "Swept", "hash_string")
     configure_sweeps(monkeypatch, sweep_config())
-    first = planner_handler({"sweep": "sweep"}, None)["runs"][0]
+    first = planner_handler({"sweep": "sweep"}, roomy_context())["runs"][0]
 
-    second = planner_handler({"sweep": "sweep"}, None)["runs"][0]
+    second = planner_handler({"sweep": "sweep"}, roomy_context())["runs"][0]
 
     assert first["started"] and not second["started"]
     assert first["run_id"] in second["reason"]
     drain(stack, context_factory=roomy_context)
-    third = planner_handler({"sweep": "sweep"}, None)["runs"][0]
+    third = planner_handler({"sweep": "sweep"}, roomy_context())["runs"][0]
     assert third["started"]
 
 

@@ -63,7 +63,7 @@ def deployment(emulator: Endpoints, monkeypatch: pytest.MonkeyPatch, tmp_path) -
 
 
 def start_run() -> str:
-    (run,) = planner_handler({"sweep": "watched"}, None)["runs"]
+    (run,) = planner_handler({"sweep": "watched"}, roomy_context())["runs"]
     return str(run["run_id"])
 
 

@@ -12,7 +12,7 @@ import pytest
 from planner.handler import handler as planner_handler
 from scavenger import aws
 from scavenger.runtime import lambda_runtime
-from tests.conftest import FakeClock, FakeContext, configure_sweeps, drain
+from tests.conftest import FakeClock, FakeContext, configure_sweeps, drain, roomy_context
 from tests.dataset import remaining_keys
 from tests.faults import error_response, tick_per_call
 from tests.runs import seeded_table
@@ -57,7 +57,7 @@ def paced(stack, monkeypatch) -> tuple[FakeClock, Any]:
 
 
 def start(clock: FakeClock) -> list[dict[str, Any]]:
-    (run,) = planner_handler({"sweep": "paced"}, None)["runs"]
+    (run,) = planner_handler({"sweep": "paced"}, roomy_context())["runs"]
     runtime = lambda_runtime()
     runtime.sleep = clock.advance
     runtime.clock = clock
