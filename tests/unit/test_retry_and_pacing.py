@@ -21,13 +21,19 @@ def client_error(code, status=400):
     )
 
 
+# The retryable faults, each with the least a retry of it waits: throttling waits longer.
+RETRYABLE = [
+    ("ProvisionedThroughputExceededException", 400, THROTTLED_BASE_WAIT_SECONDS),
+    ("ThrottlingException", 400, THROTTLED_BASE_WAIT_SECONDS),
+    ("InternalServerError", 500, BASE_WAIT_SECONDS),
+    ("Whatever", 503, BASE_WAIT_SECONDS),
+]
+
+
 @pytest.mark.parametrize(
     ("code", "status", "kind"),
-    [
-        ("ProvisionedThroughputExceededException", 400, RetryableError),
-        ("ThrottlingException", 400, RetryableError),
-        ("InternalServerError", 500, RetryableError),
-        ("Whatever", 503, RetryableError),
+    [(code, status, RetryableError) for code, status, _ in RETRYABLE]
+    + [
         ("ConditionalCheckFailedException", 400, ConditionFailed),
         ("AccessDeniedException", 400, FatalError),
         ("ResourceNotFoundException", 400, FatalError),
@@ -85,15 +91,7 @@ def test_waits_never_sleep_past_the_budget_floor():
     assert sleeps and max(sleeps) <= 0.5
 
 
-@pytest.mark.parametrize(
-    ("code", "status", "least"),
-    [
-        ("ThrottlingException", 400, THROTTLED_BASE_WAIT_SECONDS),
-        ("ProvisionedThroughputExceededException", 400, THROTTLED_BASE_WAIT_SECONDS),
-        ("InternalServerError", 500, BASE_WAIT_SECONDS),
-        ("Whatever", 503, BASE_WAIT_SECONDS),
-    ],
-)
+@pytest.mark.parametrize(("code", "status", "least"), RETRYABLE)
 def test_every_retry_waits_first_and_throttling_waits_longer(code, status, least):
     sleeps = []
     calls = []
