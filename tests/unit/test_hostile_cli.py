@@ -157,7 +157,10 @@ def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, s
     return code, out, err
 
 
-def assert_one_line_error(code: int, out: str, err: str, argv: list[str]) -> None:
+def one_line_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """Run the CLI on ``argv``, check it failed with one clean line on stderr, nothing on
+    stdout and no secret anywhere; its exit code and stderr."""
+    code, out, err = run_cli(argv, capsys)
     assert code != 0, (argv, out, err)
     assert "Traceback" not in err, err
     lines = err.strip().splitlines()
@@ -166,6 +169,7 @@ def assert_one_line_error(code: int, out: str, err: str, argv: list[str]) -> Non
     assert out == "", (argv, out)
     for secret in (SECRET_KEY, URL_PASSWORD):
         assert secret not in err + out
+    return code, err
 
 
 @fixture_examples(120)
@@ -174,9 +178,8 @@ def test_hostile_command_lines_fail_cleanly_and_change_nothing(
     empty_account: Path, capsys: pytest.CaptureFixture[str], data: st.DataObject
 ) -> None:
     argv = data.draw(command_lines(empty_account))
-    code, out, err = run_cli(argv, capsys)
+    _, err = one_line_error(argv, capsys)
     event("usage error" if err.startswith("scavenger: error:") else err.split("error: ")[-1][:40])
-    assert_one_line_error(code, out, err, argv)
     assert account_is_empty()
 
 
@@ -206,8 +209,7 @@ def test_hostile_command_lines_fail_cleanly_and_change_nothing(
 def test_each_kind_of_mistake_is_one_line(
     empty_account: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
 ) -> None:
-    code, out, err = run_cli(argv, capsys)
-    assert_one_line_error(code, out, err, argv)
+    one_line_error(argv, capsys)
     assert account_is_empty()
 
 
@@ -215,8 +217,7 @@ def test_a_junk_endpoint_in_the_environment_is_a_user_error(
     empty_account: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://me:{URL_PASSWORD}@127.0.0.1:1")
-    code, out, err = run_cli(["status", "--config", "valid.toml"], capsys)
-    assert_one_line_error(code, out, err, ["status"])
+    _, err = one_line_error(["status", "--config", "valid.toml"], capsys)
     assert "AWS_ENDPOINT_URL" in err
 
 
@@ -243,8 +244,7 @@ def test_no_command_shows_the_commands_and_fails(capsys: pytest.CaptureFixture[s
 def test_control_characters_in_arguments_stay_on_one_line(
     empty_account: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run_cli(["status", "--limit", "1\n2\x1e3\u2028"], capsys)
-    assert_one_line_error(code, out, err, ["status"])
+    _, err = one_line_error(["status", "--limit", "1\n2\x1e3\u2028"], capsys)
     assert "1\\n2" in err
 
 
@@ -296,8 +296,7 @@ def test_hostile_demo_lines_fail_cleanly_and_start_nothing(
         if DEMO_FLAGS[flag] is not None:
             argv.append(data.draw(DEMO_FLAGS[flag]))
     argv += mistake  # last, so argparse keeps it over an earlier value of the same flag
-    code, out, err = run_cli(argv, capsys)
-    assert_one_line_error(code, out, err, argv)
+    code, err = one_line_error(argv, capsys)
     assert code == 2, (argv, err)
     assert "starting the emulator" not in err
     assert account_is_empty()
@@ -307,8 +306,7 @@ def test_hostile_demo_lines_fail_cleanly_and_start_nothing(
 def test_each_demo_mistake_is_one_line_and_exit_2(
     empty_account: Path, capsys: pytest.CaptureFixture[str], mistake: list[str]
 ) -> None:
-    code, out, err = run_cli(["demo", *mistake], capsys)
-    assert_one_line_error(code, out, err, ["demo", *mistake])
+    code, _ = one_line_error(["demo", *mistake], capsys)
     assert code == 2
     assert account_is_empty()
 
@@ -373,8 +371,7 @@ ledger_table = "ledger"
         ["plan", "--config", "bad-where.toml"],
         ["plan", "--config", "bad-where.toml", "--dry-run", "--json"],
     ):
-        code, out, err = run_cli(argv, capsys)
-        assert_one_line_error(code, out, err, argv)
+        code, err = one_line_error(argv, capsys)
         assert code == 2
         assert "sweep 'stale-workers': where:" in err, err
         assert not swept_account["dynamodb"].scan(TableName="ledger")["Items"]
@@ -388,7 +385,6 @@ ledger_table = "ledger"
 def test_a_missing_config_passed_with_config_is_named(
     empty_account: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run_cli(["status", "--config", "elsewhere/absent.toml"], capsys)
-    assert_one_line_error(code, out, err, ["status"])
+    _, err = one_line_error(["status", "--config", "elsewhere/absent.toml"], capsys)
     assert "elsewhere/absent.toml does not exist" in err
     assert "pass --config" not in err
