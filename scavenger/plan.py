@@ -188,22 +188,13 @@ class Planner:
     def _send(self, run: RunRecord, shards: list[tuple[int, int]], wcu: float | None) -> None:
         """The run's messages: one per shard past the threshold, else one per segment,
         each carrying a worker's share of the write budget (``wcu``)."""
-        cutoff = parse_instant(run.cutoff)
         messages: list[Outgoing] = [
             shard_message(run, first, count, wcu) for first, count in shards
         ]
         if not shards:
+            carried = run.message_fields()
             messages = [
-                SegmentMessage(
-                    run_id=run.run_id,
-                    sweep=run.sweep,
-                    table=run.table,
-                    segment=segment,
-                    total_segments=run.total_segments,
-                    cutoff=cutoff,
-                    dry_run=run.dry_run,
-                    wcu=wcu,
-                )
+                SegmentMessage(**carried, segment=segment, wcu=wcu)
                 for segment in range(run.total_segments)
             ]
         try:
@@ -327,17 +318,7 @@ def not_started(sweep: Sweep, reason: str, run_id: str | None = None) -> PlanRes
 def shard_message(
     run: RunRecord, first: int, count: int, wcu: float | None = None
 ) -> PlanShardMessage:
-    return PlanShardMessage(
-        run_id=run.run_id,
-        sweep=run.sweep,
-        table=run.table,
-        total_segments=run.total_segments,
-        cutoff=parse_instant(run.cutoff),
-        dry_run=run.dry_run,
-        first=first,
-        count=count,
-        wcu=wcu,
-    )
+    return PlanShardMessage(**run.message_fields(), first=first, count=count, wcu=wcu)
 
 
 def plan_shard(message: PlanShardMessage, ledger: Ledger, queue: SegmentQueue) -> int:

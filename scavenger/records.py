@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
-from scavenger.message import Key, cursor_from_json
+from scavenger.expiry import parse_instant
+from scavenger.message import RUN_FIELDS, Key, cursor_from_json
 
 SEGMENT_PREFIX = "SEG#"
 MAX_ERROR_LENGTH = 500
@@ -211,6 +212,11 @@ class RunRecord:
             "finished": self.finished_at,
             "cutoff": self.cutoff,
         }
+
+    def message_fields(self) -> dict[str, Any]:
+        """What each message of this run carries (message.RUN_FIELDS), to build one."""
+        carried = {name: getattr(self, name) for name in RUN_FIELDS}
+        return carried | {"cutoff": parse_instant(self.cutoff)}
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

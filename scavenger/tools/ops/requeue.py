@@ -36,7 +36,6 @@ from typing import Any, Literal
 
 from scavenger.dlq import DeadLetterQueue
 from scavenger.errors import FatalError, RetryableError, ScavengerError
-from scavenger.expiry import parse_instant
 from scavenger.ledger import Ledger
 from scavenger.message import SegmentMessage
 from scavenger.queue import SegmentQueue
@@ -219,15 +218,10 @@ class Requeuer:
     def _send(self, run: RunRecord, decision: Decision, nonce: str, hop: int) -> Outcome:
         state = decision.state
         message = SegmentMessage(
-            run_id=run.run_id,
-            sweep=run.sweep,
-            table=run.table,
+            **run.message_fields(),
             segment=state.segment,
-            total_segments=run.total_segments,
-            cutoff=parse_instant(run.cutoff),
             cursor=None if decision.from_start else state.cursor,
             hop=hop,
-            dry_run=run.dry_run,
         )
         finished = decision.action == "resend"
         try:
