@@ -23,7 +23,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -137,18 +137,9 @@ class FleetStats:
     poller_calls: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "invocations": self.invocations,
-            "records": self.records,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "continuations": self.continuations,
-            "function_errors": self.function_errors,
-            "timeouts": self.timeouts,
-            "cold_starts": self.cold_starts,
-            "dlq": self.dlq,
+        """Every field in order; seconds rounded, calls sorted by operation."""
+        return asdict(self) | {
             "seconds": round(self.seconds, 3),
-            "stopped_by": self.stopped_by,
             "api_calls": dict(sorted(self.api_calls.items())),
             "poller_calls": dict(sorted(self.poller_calls.items())),
         }
