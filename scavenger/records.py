@@ -120,6 +120,11 @@ class SegmentState:
             first_error=item.get("first_error", {}).get("S"),
         )
 
+    def drops(self, hop: int) -> bool:
+        """Whether a worker drops a message of ``hop`` for this segment: the segment is
+        done, or has moved on to a later hop (so redriving that message does nothing)."""
+        return self.status == "done" or hop < self.hop
+
 
 @dataclass(frozen=True)
 class Halt:

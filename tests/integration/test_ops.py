@@ -165,6 +165,7 @@ def test_status_marks_the_segment_in_the_dlq_and_matches_the_ledger(stack, seede
         assert {name: row[name] for name in state.counts.as_dict()} == state.counts.as_dict()
         assert (row["last_error"], row["updated_at"]) == (state.last_error, state.updated_at)
         assert row["in_dlq"] is (state.segment == 1)
+        assert row["dlq_stale"] is False  # in the DLQ at the ledger's hop: a redrive resumes it
     assert shown.json["dlq"]["segments"] == 1
     assert shown.json["run"]["segments_failed"] == 1
     assert visible(stack, stack.dlq_url) == 1

@@ -14,6 +14,7 @@ from botocore.stub import Stubber
 from scavenger.dlq import DeadLetter, DeadLetterQueue, redrive_deduplication_id
 from scavenger.errors import ScavengerError
 from scavenger.message import SegmentMessage
+from scavenger.records import Counts, SegmentState
 from scavenger.tools.ops.dlq import NativeMove, Redriver
 from scavenger.tools.ops.output import human_duration
 
@@ -279,3 +280,20 @@ def test_native_move_refusals_are_one_line(code, status, expected):
 )
 def test_durations_read_at_a_glance(seconds, text):
     assert human_duration(seconds) == text
+
+
+@pytest.mark.parametrize(
+    ("status", "ledger_hop", "letter_hop", "dropped"),
+    [
+        ("running", 0, 0, False),  # the hop the ledger is at: a redrive resumes it
+        ("failed", 2, 2, False),
+        ("running", 2, 1, True),  # the segment moved on to a later hop
+        ("done", 0, 0, True),  # finished: a worker drops it
+        ("done", 1, 3, True),
+    ],
+)
+def test_a_dead_letter_is_stale_when_a_worker_would_drop_it(
+    status: str, ledger_hop: int, letter_hop: int, dropped: bool
+) -> None:
+    state = SegmentState("20261123T020000Z-3f9c", 3, status, ledger_hop, None, 1, Counts())
+    assert state.drops(letter_hop) is dropped

@@ -75,7 +75,7 @@ def ledger_views(letters: list[DeadLetter], ledger: Ledger) -> dict[tuple[str, i
             hop=state.hop,
             last_error=state.last_error,
             first_error=state.first_error,
-            stale=state.status == "done" or max(hops) < state.hop,
+            stale=state.drops(max(hops)),
         )
     return views
 

@@ -114,7 +114,7 @@ class SegmentRow:
             "updated_at": state.updated_at,
             "in_dlq": self.in_dlq,
             "dlq_hops": list(self.dlq_hops),
-            "dlq_stale": self.in_dlq and (state.status == "done" or max(self.dlq_hops) < state.hop),
+            "dlq_stale": self.in_dlq and state.drops(max(self.dlq_hops)),
             "requeue_unconfirmed": self.requeue_unconfirmed,
         }
 
